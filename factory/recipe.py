@@ -1,0 +1,298 @@
+"""Recipes: YAML files validated into typed dataclasses.
+
+A recipe holds every setting of a build, section by section. Unknown or mistyped keys are errors that
+name the key and the file, so a typo never silently falls back to a default. The resolved recipe is
+written beside every run so a result can be reproduced and a run resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from factory.errors import FactoryError
+from factory.space.config import SpaceSpec
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how batches are made."""
+
+    dataset: str = "digits"  # registry name: digits, cifar10, cifar100, tinyimagenet, imagefolder
+    data_dir: str | None = None  # the user's data folder (not used by digits)
+    image_size: int = 32  # images are decoded/resized to this square size and cached as uint8
+    val_size: int | None = None  # None: the dataset's default (the paper's Table 1 where it has one)
+    split_seed: int = 0  # seeds the stratified train/validation carving
+    cache_dir: str | None = None  # None: $FACTORY_CACHE or ~/.cache/factory
+    download: bool = False  # let torchvision download CIFAR (only when the user asks and a network exists)
+    crop_padding: int = 4  # random crop with this zero padding (0 = off)
+    flip: bool = True  # random horizontal flip
+    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+    std: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass
+class SpaceConfig:
+    """The super-network family (kind) and its elastic values; the channel plan defaults to MobileNetV3-Large."""
+
+    kind: str = "ee-dense"  # se|ee - base|dense|parallel|dense-parallel
+    resolutions: tuple[int, ...] = (32,)
+    widths: tuple[float, ...] = (1.0, 1.2)
+    kernels: tuple[int, ...] = (3, 5, 7)
+    expands: tuple[int, ...] = (3, 4, 6)
+    depths: tuple[int, ...] = (2, 3, 4)
+    stem_channels: int = 16
+    first_block_channels: int = 16
+    stage_channels: tuple[int, ...] = (24, 40, 80, 112, 160)
+    strides: tuple[int, ...] = (2, 2, 2, 1, 2)
+    activations: tuple[str, ...] = ("relu", "relu", "hswish", "hswish", "hswish")
+    squeeze_excite: tuple[bool, ...] = (False, True, False, True, True)
+    head_expand: int = 6  # exit head: 1x1 conv to head_expand * C
+    head_features: int = 8  # exit head: feature layer of head_features * C
+    dropout: float = 0.1
+
+    def to_spec(self, num_classes: int) -> SpaceSpec:
+        """The SpaceSpec the networks are built from, for a dataset with `num_classes` classes."""
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in dataclasses.asdict(self).items()}
+        return SpaceSpec(num_classes=num_classes, **values)
+
+
+@dataclass
+class TrainConfig:
+    """Super-network training: warm-up of the maximal networks, then elastic training (paper values in GPU recipes)."""
+
+    batch_size: int = 256
+    warmup_epochs: int = 100  # maximal networks (width 1.0 and 1.2)
+    warmup_lr: float = 7.5e-3
+    epochs: int = 100  # elastic phase
+    lr: float = 2.5e-3
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 3e-4
+    label_smoothing: float = 0.1
+    grad_clip: float = 5.0
+    subnets_per_batch: int = 4  # sub-networks sampled per batch, gradients accumulated
+    kd_weight: float = 1.0  # loss = kd_weight * KD + CE; teacher = width-1.2 maximal network
+    aep_weighting: str = "desc"  # unif | asc | desc | mix: exit weights of early-exit maximal networks
+    ens_kd: bool = True  # early-exit kinds: teacher = weighted ensemble of all its exits
+    bn_calib_images: int = 960  # BatchNorm recalibration subset of the training split
+    bn_calib_batch: int = 100
+    eval_batch_size: int = 500
+    channels_last: bool = True
+    amp: bool = True  # bf16 autocast on CUDA
+    seed: int = 0
+
+
+@dataclass
+class SearchConfig:
+    """The NAT2 loop (see the method note's search-loop section; NAT's values in brackets there)."""
+
+    algorithm: str = "nat2"  # nat2 | nat
+    objectives: tuple[str, ...] = ("top1", "params")  # second objective: params | macs | latency
+    iterations: int = 30
+    archive_size: int = 300
+    init_multiplier: int = 10  # pre-processing samples init_multiplier * archive_size - 2
+    candidates_per_iteration: int = 25  # K [NAT: 8]
+    predictor: str = "lgbm"
+    predictor_folds: int = 10
+    population: int = 100
+    generations: int = 20
+    crossover_prob: float = 0.9
+    mutation_eta: float = 1.0
+    distribution_top: int = 150  # archive members the adaptation distribution is fitted on
+    adapt_epochs: int = 5
+    hv_reference: tuple[float, ...] = (1.0, 10_000_000.0)  # (top-1 error, second objective)
+    nat_initial_samples: int = 100  # NAT baseline: uniform samples, then the archive grows
+    seed: int = 0
+
+
+@dataclass
+class PostprocessConfig:
+    """Two-step fine-tuning of the picks (paper section 3.5)."""
+
+    picks: int = 4  # the best-accuracy pick, the best in the second objective, and others along the front
+    max_epochs: int = 150
+    patience: int = 30
+    batch_size: int = 64
+    optimizer: str = "adamw"  # single-exit picks: sgd worked best in the paper
+    lr: float = 1e-4
+    weight_decay: float = 5e-4
+    aep_weighting: str = "unif"
+    prune: bool = True
+
+
+@dataclass
+class TensorRTConfig:
+    """TensorRT engine building (GPU machines only)."""
+
+    enabled: bool = True
+    fp16: bool = True
+    workspace_mb: int = 1024
+    min_batch: int = 1
+    opt_batch: int = 8
+    max_batch: int = 64
+
+
+@dataclass
+class ExportConfig:
+    """ONNX export of each pick, one graph per exit."""
+
+    opset: int = 18
+    dynamic_batch: bool = True
+    simplify: bool = False
+    parity_images: int = 256
+    parity_atol: float = 1e-4
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
+
+
+@dataclass
+class BenchmarkConfig:
+    """Latency measurement of each exported model."""
+
+    warmup: int = 10
+    iterations: int = 200
+    duration_s: float = 0.0  # > 0: time for this long instead of a fixed count
+    batch_sizes: tuple[int, ...] = (1, 32)
+    threads: int = 0  # 0: onnxruntime's default (physical cores)
+
+
+@dataclass
+class Recipe:
+    """A whole build: every section, with the file it came from."""
+
+    name: str = "custom"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp` and convert lists to tuples; raise naming `where`."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except FactoryError as exc:
+                errors.append(str(exc))
+        raise FactoryError(errors[0] if errors else f"{where}: unexpected value {value!r}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise FactoryError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise FactoryError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise FactoryError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FactoryError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FactoryError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise FactoryError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported recipe annotation {tp!r} at {where}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FactoryError(f"{where}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise FactoryError(f"{where}: unknown key {key!r} (known keys: {known})")
+    kwargs = {key: _coerce(value, hints[key], f"{where}.{key}" if where else key) for key, value in data.items()}
+    return cls(**kwargs)
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    """Validate a plain mapping into a Recipe; errors name the key and `source`."""
+    try:
+        return _build(Recipe, data, "")
+    except FactoryError as exc:
+        raise FactoryError(f"{source}: {str(exc).lstrip(': ')}") from None
+
+
+def resolve_recipe_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A recipe file path, or the name of a shipped recipe ("digits" -> recipes/digits.yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = RECIPES_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
+    raise FactoryError(f"recipe {str(name_or_path)!r} not found; give a YAML file path or one of: {names}")
+
+
+def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
+    """Load and validate a recipe file (or a shipped recipe by name)."""
+    path = resolve_recipe_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise FactoryError(f"{path}: not valid YAML{at}; fix the file's syntax") from None
+    return recipe_from_dict(data or {}, str(path))
+
+
+def save_recipe(recipe: Recipe, path: str | os.PathLike[str]) -> None:
+    """Write the resolved recipe as YAML, atomically."""
+    from factory.io import write_text_atomic
+
+    write_text_atomic(path, recipe.to_yaml())

@@ -1,0 +1,1 @@
+"""Super-network training, AEP, distillation, BatchNorm recalibration and evaluation."""
