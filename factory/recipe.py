@@ -17,27 +17,11 @@ from typing import Any, Union
 
 import yaml
 
+from factory.data.config import DataConfig
 from factory.errors import FactoryError
 from factory.space.config import SpaceSpec
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
-
-
-@dataclass
-class DataConfig:
-    """Where the images come from and how batches are made."""
-
-    dataset: str = "digits"  # registry name: digits, cifar10, cifar100, tinyimagenet, imagefolder
-    data_dir: str | None = None  # the user's data folder (not used by digits)
-    image_size: int = 32  # images are decoded/resized to this square size and cached as uint8
-    val_size: int | None = None  # None: the dataset's default (the paper's Table 1 where it has one)
-    split_seed: int = 0  # seeds the stratified train/validation carving
-    cache_dir: str | None = None  # None: $FACTORY_CACHE or ~/.cache/factory
-    download: bool = False  # let torchvision download CIFAR (only when the user asks and a network exists)
-    crop_padding: int = 4  # random crop with this zero padding (0 = off)
-    flip: bool = True  # random horizontal flip
-    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-    std: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
 
 
 @dataclass

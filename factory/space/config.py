@@ -61,6 +61,7 @@ class SubnetConfig:
     blocks: tuple[BlockConfig | None, ...]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", tuple(self.blocks))
         if len(self.blocks) != NUM_SLOTS:
             raise ValueError(f"SubnetConfig needs {NUM_SLOTS} block slots, got {len(self.blocks)}")
         if not 1 <= self.exit <= NUM_STAGES:
@@ -188,7 +189,8 @@ class SpaceSpec:
 
 
 def largest_config(spec: SpaceSpec, width: float | None = None, resolution: int | None = None) -> SubnetConfig:
-    """The maximal sub-network: every block, largest kernel and expand, all branches, deepest exit."""
+    """The maximal sub-network of one super-network: every block, largest kernel and expand, all branches,
+    deepest exit. Each width is its own super-network, so `width` defaults to the first (smallest)."""
     block = BlockConfig(max(spec.kernels), max(spec.expands), max(spec.branch_masks()))
     return SubnetConfig(
         resolution or max(spec.resolutions), width or min(spec.widths), NUM_STAGES, (block,) * NUM_SLOTS
@@ -196,7 +198,8 @@ def largest_config(spec: SpaceSpec, width: float | None = None, resolution: int 
 
 
 def smallest_config(spec: SpaceSpec, width: float | None = None, resolution: int | None = None) -> SubnetConfig:
-    """The minimal sub-network: two blocks per stage, smallest kernel and expand, MBConv only, first exit."""
+    """The minimal sub-network: two blocks per stage, smallest kernel and expand, MBConv only, first exit
+    (width defaults to the smallest)."""
     block = BlockConfig(min(spec.kernels), min(spec.expands), BRANCH_MBCONV)
     stage = (block, block, None, None)
     exit_ = 1 if spec.early_exit else NUM_STAGES

@@ -1,0 +1,162 @@
+"""Split / DatasetSplits containers and the stratified, seeded carving of validation and test sets.
+
+Every loader ends here: it hands over decoded uint8 images (plus the official test and validation sets
+where the dataset has them) and `build_splits` carves whatever is missing from the training images, class
+by class, so each split keeps the class balance and the same `split_seed` always gives the same split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from factory.errors import FactoryError
+
+
+@dataclass
+class Split:
+    """One split held as whole tensors: images uint8 N x 3 x H x W (contiguous), labels int64 N.
+
+    Whole tensors (not a per-image Dataset) let the batch iterator gather, augment and normalise a batch in
+    a few vectorised ops on the training device.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
+            raise ValueError(
+                f"Split.images must be uint8 N x 3 x H x W, got {self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.dim() != 1 or len(self.labels) != len(self.images):
+            raise ValueError(
+                f"Split.labels must be int64 of length {len(self.images)}, got {self.labels.dtype} "
+                f"{tuple(self.labels.shape)}"
+            )
+        self.images = self.images.contiguous()
+        self.labels = self.labels.contiguous()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square images."""
+        return int(self.images.shape[-1])
+
+    def subset(self, index: torch.Tensor) -> Split:
+        """The images at `index` (a copy, contiguous)."""
+        index = index.to(self.images.device)
+        return Split(self.images[index], self.labels[index])
+
+    def to(self, device: torch.device | str) -> Split:
+        """This split on `device` (e.g. the whole training set on the GPU once, so batches skip the copy)."""
+        return Split(self.images.to(device), self.labels.to(device))
+
+    @staticmethod
+    def empty(image_size: int) -> Split:
+        """A split with no images (e.g. val_size=0)."""
+        return Split(torch.empty(0, 3, image_size, image_size, dtype=torch.uint8), torch.empty(0, dtype=torch.int64))
+
+
+@dataclass
+class DatasetSplits:
+    """The three splits of one dataset plus its class list; `name` is the registry name."""
+
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+    name: str = ""
+
+    def sizes(self) -> dict[str, int]:
+        """Image counts per split, e.g. {"train": 45000, "val": 5000, "test": 10000}."""
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def _class_quotas(labels: torch.Tensor, holdout: int) -> dict[int, int]:
+    """How many images of each class go to a holdout of `holdout` images: proportional, largest remainder.
+
+    Remainders go first to classes that keep at least one training image, so small classes are not emptied.
+    """
+    classes, counts = torch.unique(labels, return_counts=True)
+    total = int(counts.sum())
+    exact = counts.double() * holdout / total
+    base = exact.floor().long()
+    left = holdout - int(base.sum())
+    frac = (exact - base.double()).tolist()
+    keeps_one = (base + 1 < counts).tolist()
+    order = sorted(range(len(classes)), key=lambda i: (not keeps_one[i], -frac[i], i))
+    for i in order[:left]:
+        base[i] += 1
+    return {int(c): int(q) for c, q in zip(classes.tolist(), base.tolist(), strict=True)}
+
+
+def stratified_split(
+    labels: torch.Tensor, holdout: int, generator: torch.Generator, *, what: str = "val_size"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, holdout) of a class-stratified random split; both sorted, `holdout` images held out.
+
+    Each class contributes in proportion to its size (rounded by largest remainder), picked by a random
+    permutation drawn from `generator`, so the split depends only on the labels and the generator's seed.
+    """
+    n = len(labels)
+    if holdout < 0:
+        raise FactoryError(f"{what} must be non-negative, got {holdout}")
+    if holdout == 0:
+        return torch.arange(n), torch.empty(0, dtype=torch.int64)
+    if holdout >= n:
+        raise FactoryError(
+            f"{what}={holdout} leaves no training images (only {n} available to carve from); set data.{what} below {n}"
+        )
+    labels = labels.cpu()
+    keep_parts, hold_parts = [], []
+    for cls, quota in _class_quotas(labels, holdout).items():
+        members = torch.nonzero(labels == cls, as_tuple=True)[0]
+        shuffled = members[torch.randperm(len(members), generator=generator)]
+        hold_parts.append(shuffled[:quota])
+        keep_parts.append(shuffled[quota:])
+    keep = torch.cat(keep_parts).sort().values
+    hold = torch.cat(hold_parts).sort().values
+    return keep, hold
+
+
+def build_splits(
+    *,
+    name: str,
+    class_names: list[str],
+    train: Split,
+    val: Split | None,
+    test: Split | None,
+    val_size: int,
+    test_size: int | None,
+    seed: int,
+) -> DatasetSplits:
+    """Carve the missing test set (first, `test_size` images) and validation set (`val_size`) out of `train`.
+
+    Given `val` / `test` splits are used as they are. The carving is stratified and seeded by `seed`: the
+    same seed gives identical splits, another seed different ones.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    pool = train
+    if test is None:
+        if test_size is None:
+            raise ValueError("build_splits: test_size is required when no test split is given")
+        keep, hold = stratified_split(pool.labels, test_size, generator, what="test_size")
+        test = pool.subset(hold)
+        pool = pool.subset(keep)
+    if val is None:
+        keep, hold = stratified_split(pool.labels, val_size, generator, what="val_size")
+        val = pool.subset(hold)
+        pool = pool.subset(keep)
+    return DatasetSplits(
+        train=pool, val=val, test=test, num_classes=len(class_names), class_names=list(class_names), name=name
+    )
+
+
+def default_holdout(n_train: int, fraction: float, override: int | None) -> int:
+    """`override` when set, else round(fraction * n_train): e.g. 10% of CIFAR's 50,000 = the paper's 5,000."""
+    return int(override) if override is not None else round(fraction * n_train)
