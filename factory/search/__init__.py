@@ -1,0 +1,1 @@
+"""NAT2's search: accuracy predictors, their metrics, and (elsewhere in this package) the evolutionary loop."""
