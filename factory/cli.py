@@ -66,6 +66,61 @@ def data_command(dataset: str, data_dir: str | None, recipe: str | None, list_on
         click.echo(f"{name:<12} {sizes[name]}")
 
 
+@main.command("train")
+@click.option("--recipe", "recipe_name", default=None, help="Recipe file or shipped name; defaults to the dataset's.")
+@click.option("--dataset", default=None, help="Dataset name; overrides the recipe's.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=None, help="Training seed; overrides the recipe's.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@_friendly
+def train_command(
+    recipe_name: str | None,
+    dataset: str | None,
+    data_dir: str | None,
+    out_dir: str,
+    device: str,
+    seed: int | None,
+    resume: bool,
+) -> None:
+    """Train the super-networks of the recipe's kind into RUN/supernet/."""
+    from factory.train.trainer import dump_metrics, train_supernet
+
+    recipe = resolve_recipe(recipe_name, dataset, data_dir)
+    if seed is not None:
+        recipe.train.seed = seed
+    metrics = train_supernet(recipe, out_dir, device=device, resume=resume)
+    if metrics:
+        click.echo(dump_metrics(metrics))
+
+
+def resolve_recipe(recipe_name: str | None, dataset: str | None, data_dir: str | None):
+    """The recipe to use: the named one, else the dataset's own (its CPU variant without a GPU)."""
+    import torch
+
+    from factory.recipe import load_recipe, resolve_recipe_path
+
+    if recipe_name is None:
+        name = dataset or "digits"
+        if not torch.cuda.is_available():
+            try:
+                resolve_recipe_path(f"{name}-cpu")
+                name = f"{name}-cpu"
+            except FactoryError:
+                pass
+        try:
+            recipe_name = str(resolve_recipe_path(name))
+        except FactoryError:
+            recipe_name = "cifar10-cpu" if not torch.cuda.is_available() else "cifar10"
+    recipe = load_recipe(recipe_name)
+    if dataset is not None:
+        recipe.data.dataset = dataset
+    if data_dir is not None:
+        recipe.data.data_dir = data_dir
+    return recipe
+
+
 @main.command("recipe")
 @click.argument("name")
 @_friendly

@@ -192,15 +192,16 @@ def largest_config(spec: SpaceSpec, width: float | None = None, resolution: int 
     """The maximal sub-network of one super-network: every block, largest kernel and expand, all branches,
     deepest exit. Each width is its own super-network, so `width` defaults to the first (smallest)."""
     block = BlockConfig(max(spec.kernels), max(spec.expands), max(spec.branch_masks()))
-    return SubnetConfig(
-        resolution or max(spec.resolutions), width or min(spec.widths), NUM_STAGES, (block,) * NUM_SLOTS
-    )
+    depth = max(spec.depths)
+    stage = (block,) * depth + (None,) * (BLOCKS_PER_STAGE - depth)
+    return SubnetConfig(resolution or max(spec.resolutions), width or min(spec.widths), NUM_STAGES, stage * NUM_STAGES)
 
 
 def smallest_config(spec: SpaceSpec, width: float | None = None, resolution: int | None = None) -> SubnetConfig:
     """The minimal sub-network: two blocks per stage, smallest kernel and expand, MBConv only, first exit
     (width defaults to the smallest)."""
     block = BlockConfig(min(spec.kernels), min(spec.expands), BRANCH_MBCONV)
-    stage = (block, block, None, None)
+    depth = min(spec.depths)
+    stage = (block,) * depth + (None,) * (BLOCKS_PER_STAGE - depth)
     exit_ = 1 if spec.early_exit else NUM_STAGES
     return SubnetConfig(resolution or min(spec.resolutions), width or min(spec.widths), exit_, stage * NUM_STAGES)

@@ -1,0 +1,36 @@
+"""Elastic stage: four block slots, of which the active config runs the first `depth`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import islice
+
+import torch
+from torch import nn
+
+from factory.nn.stage import stage_forward
+from factory.space.config import BlockConfig
+
+
+class ElasticStage(nn.Module):
+    """Elastic depth: the first `len(blocks)` slots run, wired plainly or densely like the static Stage."""
+
+    def __init__(self, slots: Sequence[nn.Module], dense: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(slots)
+        self.dense = dense
+        self.depth = len(self.blocks)
+
+    def set_active(self, blocks: Sequence[BlockConfig]) -> None:
+        if not 1 <= len(blocks) <= len(self.blocks):
+            raise ValueError(f"a stage runs 1..{len(self.blocks)} blocks, got {len(blocks)}")
+        for slot, block in zip(self.blocks, blocks, strict=False):
+            slot.set_block(block)
+        self.depth = len(blocks)
+
+    @property
+    def active_blocks(self) -> list[nn.Module]:
+        return list(self.blocks)[: self.depth]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return stage_forward(islice(self.blocks, self.depth), x, self.dense)

@@ -1,0 +1,58 @@
+"""Tiny recipes and data shared by the training tests: a few channels, 24 px, a few hundred images."""
+
+from __future__ import annotations
+
+import torch
+
+from factory.data import DatasetSplits, Split
+from factory.recipe import recipe_from_dict
+
+TINY_SPACE = {
+    "resolutions": [16, 24],
+    "stem_channels": 8,
+    "first_block_channels": 8,
+    "stage_channels": [8, 8, 16, 16, 16],
+}
+
+
+def tiny_recipe(kind: str = "ee-dense", **train):
+    settings = {
+        "batch_size": 32,
+        "warmup_epochs": 1,
+        "epochs": 1,
+        "warmup_lr": 0.05,
+        "lr": 0.02,
+        "subnets_per_batch": 2,
+        "bn_calib_images": 64,
+        "bn_calib_batch": 32,
+        "eval_batch_size": 64,
+    }
+    settings.update(train)
+    return recipe_from_dict(
+        {
+            "name": "tiny",
+            "data": {
+                "dataset": "digits",
+                "image_size": 24,
+                "crop_padding": 2,
+                "flip": False,
+                "mean": [0.5, 0.5, 0.5],
+                "std": [0.5, 0.5, 0.5],
+            },
+            "space": {"kind": kind, **TINY_SPACE},
+            "train": settings,
+        }
+    )
+
+
+def tiny_splits(n_train: int = 96, n_eval: int = 64, classes: int = 4, seed: int = 0) -> DatasetSplits:
+    """Random but learnable images: each class has its own mean brightness pattern."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n: int) -> Split:
+        labels = torch.arange(n) % classes
+        base = (labels.view(-1, 1, 1, 1).float() * 60 + 20).expand(n, 3, 24, 24)
+        noise = torch.randint(0, 40, (n, 3, 24, 24), generator=g).float()
+        return Split((base + noise).clamp(0, 255).to(torch.uint8).contiguous(), labels.long())
+
+    return DatasetSplits(make(n_train), make(n_eval), make(n_eval), classes, [str(i) for i in range(classes)], "tiny")
