@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	@echo "factory demo: the pipeline so far (data + search space) on the embedded digits data"
+	@echo "factory demo: the stages built so far (data, super-network training) on the embedded digits data;"
+	@echo "search, picks, export and report are not built yet, so 'factory build' is not run."
 	$(BIN)/factory data --dataset digits
-	$(BIN)/python -m factory.demo
+	$(BIN)/factory train --recipe digits --out runs/demo --resume
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

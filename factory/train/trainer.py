@@ -38,7 +38,7 @@ from factory.space.sampling import sample_configs
 from factory.train.aep import aep_loss, aep_weights
 from factory.train.batchnorm import calibration_subset, recalibrate_bn
 from factory.train.checkpoint import load_checkpoint, save_checkpoint
-from factory.train.device import autocast, resolve_device
+from factory.train.device import autocast, memory_format, resolve_device
 from factory.train.distributed import DistInfo, all_mean, barrier, cleanup, init_distributed
 from factory.train.evaluate import Evaluator
 from factory.train.losses import distillation_loss, ensemble_teacher_probs
@@ -77,9 +77,10 @@ class ElasticObjective(nn.Module):
     gradients; parameters a step leaves unused are declared with find_unused_parameters.
     """
 
-    def __init__(self, supernet: OFASupernet) -> None:
+    def __init__(self, supernet: OFASupernet, layout: torch.memory_format = torch.contiguous_format) -> None:
         super().__init__()
         self.supernet = supernet
+        self.layout = layout
 
     def forward(
         self,
@@ -96,7 +97,7 @@ class ElasticObjective(nn.Module):
         correct = images.new_zeros(())
         for config, exit_set, alpha in zip(configs, exits, alphas, strict=True):
             self.supernet.set_active(config, exits=exit_set)
-            out = self.supernet(resize_batch(images, config.resolution))
+            out = self.supernet(resize_batch(images, config.resolution).contiguous(memory_format=self.layout))
             if isinstance(out, (list, tuple)):
                 loss = aep_loss(out, labels, alpha, label_smoothing)
                 head = out[-1]
@@ -139,7 +140,10 @@ class SupernetTrainer:
         self.encoding = get_encoding("nat2", self.spec)
         self.progress = progress and self.info.is_main
         torch.manual_seed(recipe.train.seed)
-        self.supernets = {w: build_supernet(self.spec, w).to(self.device) for w in self.spec.widths}
+        self.layout = memory_format(recipe.train.channels_last)
+        self.supernets = {
+            w: build_supernet(self.spec, w).to(self.device, memory_format=self.layout) for w in self.spec.widths
+        }
         self.phases = plan_phases(recipe)
         self.teacher: OFASupernet | None = None
         self.history: list[dict[str, Any]] = []
@@ -207,7 +211,7 @@ class SupernetTrainer:
             if phase.kind == "elastic" and self.teacher is None:
                 self.teacher = self._make_teacher()
             net = self.supernets[phase.width]
-            model: nn.Module = ElasticObjective(net)
+            model: nn.Module = ElasticObjective(net, self.layout)
             if self.info.enabled:
                 model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
             optimizer = self._optimizer(net, phase)
@@ -268,12 +272,13 @@ class SupernetTrainer:
                 exits = tuple(self.spec.exits())
                 self.teacher.set_active(config, exits=exits)
                 with autocast(self.device, t.amp):
-                    logits = self.teacher(resize_batch(images, res))
+                    logits = self.teacher(resize_batch(images, res).contiguous(memory_format=self.layout))
                 out[res] = ensemble_teacher_probs(logits, aep_weights(t.aep_weighting, len(exits))[1])
             else:
                 self.teacher.set_active(config)
                 with autocast(self.device, t.amp):
-                    out[res] = ensemble_teacher_probs([self.teacher(resize_batch(images, res))], [1.0])
+                    inputs = resize_batch(images, res).contiguous(memory_format=self.layout)
+                    out[res] = ensemble_teacher_probs([self.teacher(inputs)], [1.0])
         return out
 
     def _epoch(self, model, net, optimizer, phase, phase_index, epoch, steps_per_epoch) -> dict[str, Any]:
@@ -334,6 +339,7 @@ class SupernetTrainer:
             "train_top1": all_mean(acc_sum / n, self.info),
             "images_per_s": images_seen / max(seconds, 1e-9),
             "seconds": seconds,
+            "world_size": self.info.world_size,
         }
         if self.progress:
             tqdm.write(
