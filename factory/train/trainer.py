@@ -18,6 +18,7 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from factory.train.evaluate import Evaluator
 from factory.train.losses import distillation_loss, ensemble_teacher_probs
 
 CHECKPOINT = "checkpoint.pt"
+ConfigSampler = Callable[[int, np.random.Generator], list[SubnetConfig]]
 FINAL = "supernet.pt"
 
 
@@ -130,8 +132,12 @@ class SupernetTrainer:
         device: str = "auto",
         splits: DatasetSplits | None = None,
         progress: bool = True,
+        supernets: dict[float, OFASupernet] | None = None,
+        config_sampler: ConfigSampler | None = None,
     ) -> None:
         self.recipe = recipe
+        self.seed = recipe.train.seed
+        self.config_sampler = config_sampler
         self.out = Path(out_dir) / "supernet"
         self.device = resolve_device(device)
         self.info = init_distributed(self.device)
@@ -141,9 +147,9 @@ class SupernetTrainer:
         self.progress = progress and self.info.is_main
         torch.manual_seed(recipe.train.seed)
         self.layout = memory_format(recipe.train.channels_last)
-        self.supernets = {
-            w: build_supernet(self.spec, w).to(self.device, memory_format=self.layout) for w in self.spec.widths
-        }
+        if supernets is None:
+            supernets = {w: build_supernet(self.spec, w) for w in self.spec.widths}
+        self.supernets = {w: net.to(self.device, memory_format=self.layout) for w, net in supernets.items()}
         self.phases = plan_phases(recipe)
         self.teacher: OFASupernet | None = None
         self.history: list[dict[str, Any]] = []
@@ -255,9 +261,8 @@ class SupernetTrainer:
                 exits = tuple(self.spec.exits())
                 return [config], [exits], [aep_weights(t.aep_weighting, len(exits))[0]]
             return [config], [None], [[1.0]]
-        configs = [
-            SubnetConfig(c.resolution, phase.width, c.exit, c.blocks) for c in sample_configs(self.encoding, k, rng)
-        ]
+        sampled = self.config_sampler(k, rng) if self.config_sampler else sample_configs(self.encoding, k, rng)
+        configs = [SubnetConfig(c.resolution, phase.width, c.exit, c.blocks) for c in sampled]
         return configs, [None] * k, [[1.0]] * k
 
     @torch.no_grad()
@@ -283,7 +288,7 @@ class SupernetTrainer:
 
     def _epoch(self, model, net, optimizer, phase, phase_index, epoch, steps_per_epoch) -> dict[str, Any]:
         t, d = self.recipe.train, self.recipe.data
-        seed = _epoch_seed(t.seed, phase_index, epoch)
+        seed = _epoch_seed(self.seed, phase_index, epoch)
         torch.manual_seed(seed)  # dropout draws from torch's default generator
         order_gen = torch.Generator().manual_seed(seed)
         aug_gen = torch.Generator(device=self.device).manual_seed(seed + 1 + self.info.rank)
@@ -310,7 +315,7 @@ class SupernetTrainer:
             labels = train.labels[index].to(self.device, non_blocking=True)
             images = normalize(augment_batch(images, d.crop_padding, d.flip, aug_gen), d.mean, d.std)
             configs, exits, alphas = self._phase_targets(phase, rng, t.subnets_per_batch)
-            probs = self._teacher_probs(images, {c.resolution for c in configs}) if phase.kind == "elastic" else {}
+            probs = self._teacher_probs(images, {c.resolution for c in configs}) if phase.kind != "warmup" else {}
             optimizer.zero_grad(set_to_none=True)
             with autocast(self.device, t.amp):
                 loss, acc = model(images, labels, configs, exits, alphas, probs, t.kd_weight, t.label_smoothing)
@@ -405,6 +410,40 @@ def train_supernet(
     if resume:
         trainer.resume()
     return trainer.run()
+
+
+def adapt_supernets(
+    recipe: Recipe,
+    supernets: dict[float, OFASupernet],
+    splits: DatasetSplits,
+    sampler: ConfigSampler,
+    epochs: int,
+    seed: int,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """NAT's super-network adaptation: elastic-phase epochs (same loss, teacher and schedule as training)
+    whose sub-networks come from `sampler`, the search's distribution over the best archive members.
+
+    Trains `supernets` in place and writes nothing; returns the per-epoch records.
+    """
+    trainer = SupernetTrainer(
+        recipe, ".", device=device, splits=splits, progress=progress, supernets=supernets, config_sampler=sampler
+    )
+    trainer.seed = seed
+    trainer.teacher = trainer._make_teacher()
+    widths = sorted(supernets)
+    steps = len(_shard_batches(len(splits.train.labels), recipe.train.batch_size, torch.Generator(), DistInfo()))
+    for index, width in enumerate(widths):
+        phase = Phase("adapt", width, epochs, recipe.train.lr)
+        net = supernets[width]
+        optimizer = trainer._optimizer(net, phase)
+        for epoch in range(epochs):
+            record = trainer._epoch(ElasticObjective(net, trainer.layout), net, optimizer, phase, index, epoch, steps)
+            trainer.history.append(record)
+    for net in supernets.values():
+        net.eval()
+    return trainer.history
 
 
 def load_supernets(path: str | Path) -> tuple[SpaceSpec, dict[float, OFASupernet], dict[str, Any]]:
