@@ -111,3 +111,31 @@ def test_resume_with_other_recipe_is_refused(tmp_path):
     other = SupernetTrainer(recipe, tmp_path, device="cpu", splits=splits, progress=False)
     with pytest.raises(FactoryError, match=r"train\.lr"):
         other.resume()
+
+
+def test_adaptation_trains_only_sampled_configs(tmp_path):
+    import numpy as np
+
+    from factory.elastic import build_supernets
+    from factory.space import largest_config
+    from factory.train.trainer import adapt_supernets
+
+    recipe = tiny_recipe("se-base")
+    recipe.space.widths = (1.0,)
+    splits = tiny_splits(n_train=64)
+    spec = recipe.space.to_spec(splits.num_classes)
+    nets = build_supernets(spec)
+    before = {k: v.clone() for k, v in nets[1.0].state_dict().items()}
+    seen = []
+
+    def sampler(k: int, rng: np.random.Generator):
+        configs = [largest_config(spec, 1.0, 16)] * k
+        seen.extend(configs)
+        return configs
+
+    history = adapt_supernets(recipe, nets, splits, sampler, epochs=1, seed=1, device="cpu", progress=False)
+    assert [h["phase"] for h in history] == ["adapt-w1"]
+    assert seen and all(c.resolution == 16 for c in seen)
+    after = nets[1.0].state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert not nets[1.0].training
