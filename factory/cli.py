@@ -7,6 +7,7 @@ the user can fix) is printed on one line and exits with code 2, with no tracebac
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -93,6 +94,73 @@ def train_command(
     metrics = train_supernet(recipe, out_dir, device=device, resume=resume)
     if metrics:
         click.echo(dump_metrics(metrics))
+
+
+@main.command("search")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with supernet/.")
+@click.option("--objectives", default=None, help="Second objective: params, macs or latency (default: the recipe's).")
+@click.option("--budget-params", default=None, help="Parameter budget, e.g. 0.3M, 300k.")
+@click.option("--budget-macs", default=None, help="MACs budget, e.g. 10M.")
+@click.option(
+    "--algorithm", type=click.Choice(["nat2", "nat"]), default=None, help="NAT2 (default) or the NAT baseline."
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue a search found in RUN/search.")
+@click.option("--force", is_flag=True, help="Delete RUN/search and start the search over.")
+@_friendly
+def search_command(
+    run_dir: str,
+    objectives: str | None,
+    budget_params: str | None,
+    budget_macs: str | None,
+    algorithm: str | None,
+    device: str,
+    resume: bool,
+    force: bool,
+) -> None:
+    """Run the NAT2 search on the trained super-network of RUN and write RUN/search/."""
+    from factory.budget import parse_budget
+    from factory.search.engine import run_search
+
+    result = run_search(
+        run_dir,
+        objectives=objectives,
+        budget_params=parse_budget(budget_params, "--budget-params"),
+        budget_macs=parse_budget(budget_macs, "--budget-macs"),
+        algorithm=algorithm,
+        device=device,
+        resume=resume,
+        force=force,
+    )
+    click.echo(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}))
+
+
+@main.command("finetune")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with search/.")
+@click.option("--pick", default=None, help="Post-process only this pick (an id under RUN/picks/).")
+@click.option("--budget-params", default=None, help="Parameter budget (default: the search's).")
+@click.option("--budget-macs", default=None, help="MACs budget (default: the search's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_friendly
+def finetune_command(
+    run_dir: str, pick: str | None, budget_params: str | None, budget_macs: str | None, device: str
+) -> None:
+    """Choose the picks under the budget and run the two-step post-processing on each."""
+    from factory.budget import parse_budget
+    from factory.postprocess.run import finetune_run
+
+    results = finetune_run(
+        run_dir,
+        pick=pick,
+        budget_params=parse_budget(budget_params, "--budget-params"),
+        budget_macs=parse_budget(budget_macs, "--budget-macs"),
+        device=device,
+    )
+    for m in results:
+        click.echo(
+            f"{m['id']:<24} exit {m['exit']}  exits {m['exits']}  top-1 {m['top1_before']:.4f} -> {m['top1_after']:.4f}"
+            f"  params {m['params_before']} -> {m['params_after']}  MACs {m['macs_before']} -> {m['macs_after']}"
+        )
 
 
 def resolve_recipe(recipe_name: str | None, dataset: str | None, data_dir: str | None):

@@ -33,6 +33,7 @@ from factory.elastic import OFASupernet, build_supernet
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe
+from factory.runinfo import ensure_writable, record_run
 from factory.space import SpaceSpec, SubnetConfig, largest_config, smallest_config
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
@@ -404,11 +405,15 @@ def train_supernet(
     recipe: Recipe, out_dir: str | Path, device: str = "auto", resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Library entry point of `factory train`: train (or continue) and return the final metrics."""
+    checkpoint = Path(out_dir) / "supernet" / CHECKPOINT
+    if not resume and checkpoint.exists():
+        raise FactoryError(f"{checkpoint} exists; pass --resume to continue that run, or choose another --out folder")
+    ensure_writable(out_dir)
     trainer = SupernetTrainer(recipe, out_dir, device=device, progress=progress)
-    if not resume and (trainer.out / CHECKPOINT).exists():
-        raise FactoryError(f"{trainer.out} already holds a training checkpoint; pass --resume to continue or --force")
     if resume:
         trainer.resume()
+    if trainer.info.is_main:
+        record_run(out_dir, recipe, str(trainer.device), seed=trainer.seed, world_size=trainer.info.world_size)
     return trainer.run()
 
 

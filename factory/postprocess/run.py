@@ -1,0 +1,164 @@
+"""`factory finetune`: choose the picks from a finished search and post-process each one.
+
+RUN/picks/picks.json lists the picks (chosen once, so a resumed run post-processes the same ones);
+RUN/picks/<id>/ holds subnet.json, model.pt and metrics.json. A pick whose metrics.json exists is done
+and skipped, so an interrupted run continues with the next unfinished pick.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from factory.errors import FactoryError
+from factory.io import save_torch_atomic, write_json_atomic
+from factory.nn import StaticNetwork
+from factory.postprocess.finetune import postprocess_pick
+from factory.postprocess.picks import Budget, check_feasible, choose_picks, pick_id
+from factory.recipe import Recipe, load_recipe, recipe_from_dict
+from factory.space import SpaceSpec, SubnetConfig
+from factory.space.counting import count_macs, count_params
+from factory.train.device import resolve_device
+from factory.train.trainer import FINAL, load_supernets
+
+PICK_FORMAT = "factory-pick/1"
+
+
+def read_search_result(run: Path) -> dict[str, Any]:
+    """RUN/search/result.json, or a clear error when the search has not finished."""
+    path = run / "search" / "result.json"
+    if not path.is_file():
+        raise FactoryError(f"{path} not found; run `factory search --run {run}` first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise FactoryError(f"{path} is corrupt; rerun `factory search --run {run} --force`") from None
+
+
+def run_recipe(run: Path, checkpoint: dict[str, Any]) -> Recipe:
+    """The run's resolved recipe: RUN/recipe.yaml, else the one stored in the checkpoint."""
+    if (run / "recipe.yaml").is_file():
+        return load_recipe(run / "recipe.yaml")
+    return recipe_from_dict(checkpoint["recipe"], "checkpoint recipe")
+
+
+def save_pick_model(
+    path: Path, spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...], model: StaticNetwork
+) -> None:
+    """A pick's network with everything needed to rebuild it: spec, config, exits and weights."""
+    save_torch_atomic(
+        path,
+        {
+            "format": PICK_FORMAT,
+            "spec": spec,
+            "config": config.to_dict(),
+            "exits": list(exits),
+            "state_dict": model.state_dict(),
+        },
+    )
+
+
+def load_pick_model(path: str | Path) -> tuple[StaticNetwork, SubnetConfig]:
+    """Rebuild a pick's StaticNetwork (eval mode) from its model.pt."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("format") != PICK_FORMAT:
+            raise ValueError("not a pick")
+    except Exception:
+        raise FactoryError(f"{path} is not a readable pick model; rerun `factory finetune` for it") from None
+    config = SubnetConfig.from_dict(state["config"])
+    net = StaticNetwork(state["spec"], config, tuple(state["exits"]))
+    net.load_state_dict(state["state_dict"])
+    return net.eval(), config
+
+
+def finetune_run(
+    run_dir: str | Path,
+    pick: str | None = None,
+    budget_params: int | None = None,
+    budget_macs: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Choose the picks (once) and post-process each unfinished one; returns every pick's metrics."""
+    run = Path(run_dir)
+    result = read_search_result(run)
+    search_budget = result.get("budgets") or {}
+    budget = Budget(
+        budget_params if budget_params is not None else search_budget.get("params"),
+        budget_macs if budget_macs is not None else search_budget.get("macs"),
+    )
+    weights = Path(result["supernet"]) if result.get("supernet") else run / "supernet" / FINAL
+    spec, supernets, checkpoint = load_supernets(weights)
+    recipe = run_recipe(run, checkpoint)
+    check_feasible(spec, budget)
+    picks_dir = run / "picks"
+    index_path = picks_dir / "picks.json"
+    if index_path.is_file():
+        index = json.loads(index_path.read_text())
+        if index.get("budget") != budget.to_dict():
+            raise FactoryError(
+                f"{index_path} was chosen for budget {index.get('budget')}, not {budget.to_dict()}; "
+                "delete RUN/picks to choose again"
+            )
+    else:
+        objectives = [o for o in result.get("objectives", ["top1", "params"]) if o != "top1"]
+        objective = objectives[0] if objectives and objectives[0] in ("params", "macs") else "params"
+        chosen = choose_picks(result["archive"], budget, recipe.postprocess.picks, objective)
+        index = {"budget": budget.to_dict(), "objective": objective, "picks": []}
+        for i, record in enumerate(chosen):
+            config = SubnetConfig.from_dict(record["config"])
+            ident = pick_id(config, i)
+            write_json_atomic(picks_dir / ident / "subnet.json", {"id": ident, **config.to_dict()})
+            index["picks"].append(
+                {
+                    "id": ident,
+                    "reason": record["pick_reason"],
+                    "val_top1": record["top1"],
+                    "params": record["params"],
+                    "macs": record["macs"],
+                    "config": record["config"],
+                }
+            )
+        write_json_atomic(index_path, index)
+    if pick is not None and pick not in {p["id"] for p in index["picks"]}:
+        raise FactoryError(f"no pick {pick!r}; choose one of {', '.join(p['id'] for p in index['picks'])}")
+    from factory.data import load_dataset
+
+    splits = load_dataset(recipe.data)
+    torch_device = resolve_device(device)
+    done = []
+    for number, entry in enumerate(index["picks"]):
+        folder = picks_dir / entry["id"]
+        metrics_path = folder / "metrics.json"
+        if pick is not None and entry["id"] != pick:
+            continue
+        if metrics_path.is_file():
+            done.append(json.loads(metrics_path.read_text()))
+            continue
+        config = SubnetConfig.from_dict(entry["config"])
+        if progress:
+            print(f"post-processing pick {number + 1}/{len(index['picks'])}: {entry['id']}", flush=True)
+        net = supernets[config.width]
+        outcome, metrics = postprocess_pick(
+            recipe, net, splits, config, budget, torch_device, seed=recipe.train.seed + number, progress=progress
+        )
+        metrics = {
+            "id": entry["id"],
+            "reason": entry["reason"],
+            "val_top1_search": entry["val_top1"],
+            "params_per_exit": {
+                str(e): count_params(spec, config.with_exit(e)) for e in range(1, config.exit + 1) if e in spec.exits()
+            },
+            "macs_per_exit": {
+                str(e): count_macs(spec, config.with_exit(e)) for e in range(1, config.exit + 1) if e in spec.exits()
+            },
+            **metrics,
+        }
+        save_pick_model(folder / "model.pt", spec, config, outcome.exits, outcome.model)
+        write_json_atomic(metrics_path, metrics)
+        done.append(metrics)
+    return done
