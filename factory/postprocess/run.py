@@ -15,6 +15,7 @@ import torch
 
 from factory.errors import FactoryError
 from factory.io import save_torch_atomic, write_json_atomic
+from factory.measure import measure_config, measure_network
 from factory.nn import StaticNetwork
 from factory.postprocess.finetune import postprocess_pick
 from factory.postprocess.picks import Budget, check_feasible, choose_picks, pick_id
@@ -157,6 +158,11 @@ def finetune_run(
                 str(e): count_macs(spec, config.with_exit(e)) for e in range(1, config.exit + 1) if e in spec.exits()
             },
             **metrics,
+        }
+        metrics["fvcore"] = {
+            "convention": "macs: conv + linear multiply-adds at batch 1; macs_full adds BN, pooling, elementwise",
+            "extracted": measure_config(spec, config).to_dict(),
+            "deployed": measure_network(outcome.model, config.resolution).to_dict(),
         }
         save_pick_model(folder / "model.pt", spec, config, outcome.exits, outcome.model)
         write_json_atomic(metrics_path, metrics)
