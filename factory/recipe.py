@@ -94,6 +94,7 @@ class SearchConfig:
     mutation_eta: float = 1.0
     distribution_top: int = 150  # archive members the adaptation distribution is fitted on
     adapt_epochs: int = 5
+    adapt_lr: float = 0.0  # adaptation's peak lr; 0 = train.lr (the paper adapts at its training lr, 2.5e-3)
     hv_reference: tuple[float, ...] = (1.0, 10_000_000.0)  # (top-1 error, second objective)
     nat_initial_samples: int = 100  # NAT baseline: uniform samples, then the archive grows
     seed: int = 0

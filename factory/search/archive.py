@@ -1,0 +1,218 @@
+"""The archive of evaluated sub-networks and its ordering by non-dominated rank and crowding distance.
+
+NAT2 keeps a fixed number of members: the initial pool and every iteration's newcomers are ranked by
+NSGA-II's survival order (non-dominated rank, then crowding distance inside a rank) and the tail is cut.
+With budgets, constrained domination applies: every feasible member ranks before every infeasible one,
+and infeasible ones are ordered by how far they exceed the budgets. Ties keep archive order, so the order
+is deterministic (pymoo's own survival breaks ties at random).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_function
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from factory.search.settings import ACCURACY
+from factory.space.config import SubnetConfig
+
+_CROWDING = get_crowding_function("cd")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One evaluated sub-network: its genes, validation top-1 (fraction) and complexity.
+
+    `version` names the super-network weights `top1` was measured with; `iteration` is when it was
+    (last) evaluated, 0 for the initial archive.
+    """
+
+    config: SubnetConfig
+    x: tuple[int, ...]
+    top1: float
+    params: int
+    macs: int
+    latency_ms: float | None = None
+    iteration: int = 0
+    version: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.config.key()
+
+    @property
+    def error(self) -> float:
+        return 1.0 - self.top1
+
+    def objective(self, name: str) -> float:
+        """The value minimised for objective `name` (top1 -> error)."""
+        if name == ACCURACY:
+            return self.error
+        if name == "latency":
+            if self.latency_ms is None:
+                raise ValueError(f"{self.key} has no latency measurement")
+            return float(self.latency_ms)
+        return float(getattr(self, name))
+
+    def with_top1(self, top1: float, iteration: int, version: str) -> Member:
+        return replace(self, top1=float(top1), iteration=iteration, version=version)
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready record (the archive.jsonl line, minus what the engine adds)."""
+        return {
+            "key": self.key,
+            "config": self.config.to_dict(),
+            "encoding": [int(v) for v in self.x],
+            "top1": float(self.top1),
+            "error": float(self.error),
+            "params": int(self.params),
+            "macs": int(self.macs),
+            "latency_ms": None if self.latency_ms is None else float(self.latency_ms),
+            "iteration": int(self.iteration),
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Member:
+        latency = data.get("latency_ms")
+        return cls(
+            config=SubnetConfig.from_dict(data["config"]),
+            x=tuple(int(v) for v in data["encoding"]),
+            top1=float(data["top1"]),
+            params=int(data["params"]),
+            macs=int(data["macs"]),
+            latency_ms=None if latency is None else float(latency),
+            iteration=int(data.get("iteration", 0)),
+            version=str(data.get("version", "")),
+        )
+
+
+def objective_matrix(members: Sequence[Member], objectives: Sequence[str]) -> np.ndarray:
+    """(n, m) float array of the minimised objective values."""
+    return np.array([[m.objective(o) for o in objectives] for m in members], dtype=np.float64).reshape(
+        len(members), len(objectives)
+    )
+
+
+def violation(members: Sequence[Member], budgets: dict[str, int]) -> np.ndarray:
+    """Summed relative excess over the budgets per member (0 = feasible)."""
+    cv = np.zeros(len(members), dtype=np.float64)
+    for name, budget in budgets.items():
+        values = np.array([getattr(m, name) for m in members], dtype=np.float64)
+        cv += np.maximum(0.0, values / budget - 1.0)
+    return cv
+
+
+def rank_and_crowding(F: np.ndarray, cv: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NSGA-II's survival order of the rows of F.
+
+    Returns (order, rank, crowding): `order` lists row indices best first; `rank` is the non-dominated
+    front index (0 = non-dominated) among feasible rows, -1 for infeasible ones; `crowding` is the
+    crowding distance inside a row's front (inf at a front's ends, 0 for infeasible rows).
+    """
+    F = np.asarray(F, dtype=np.float64)
+    n = len(F)
+    cv = np.zeros(n) if cv is None else np.asarray(cv, dtype=np.float64)
+    rank = np.full(n, -1, dtype=np.int64)
+    crowd = np.zeros(n, dtype=np.float64)
+    feasible = np.flatnonzero(cv <= 0)
+    if len(feasible):
+        fronts = NonDominatedSorting().do(F[feasible])
+        for r, front in enumerate(fronts):
+            rows = feasible[np.sort(front)]
+            rank[rows] = r
+            crowd[rows] = _CROWDING.do(F[rows]) if len(rows) > 1 else np.inf
+    infeasible = np.flatnonzero(cv > 0)
+    # lexsort: last key first. Feasible by (rank, -crowding, index); infeasible by (violation, index).
+    feas_order = feasible[np.lexsort((feasible, -crowd[feasible], rank[feasible]))]
+    infeas_order = infeasible[np.lexsort((infeasible, cv[infeasible]))]
+    return np.concatenate([feas_order, infeas_order]).astype(np.int64), rank, crowd
+
+
+def non_dominated(F: np.ndarray, cv: np.ndarray | None = None) -> np.ndarray:
+    """Sorted row indices of the feasible non-dominated rows."""
+    _, rank, _ = rank_and_crowding(F, cv)
+    return np.flatnonzero(rank == 0)
+
+
+class Archive:
+    """Evaluated sub-networks, unique by config key, in insertion order.
+
+    Args:
+        objectives: the minimised objectives, "top1" first.
+        budgets: complexity budgets (constrained domination when set).
+        capacity: the fixed size NAT2 truncates to; None lets the archive grow (NAT).
+    """
+
+    def __init__(self, objectives: Sequence[str], budgets: dict[str, int] | None = None, capacity: int | None = None):
+        self.objectives = tuple(objectives)
+        self.budgets = dict(budgets or {})
+        self.capacity = capacity
+        self.members: list[Member] = []
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __contains__(self, item: object) -> bool:
+        key = item.config.key() if isinstance(item, Member) else item.key() if isinstance(item, SubnetConfig) else item
+        return key in self.keys()
+
+    def keys(self) -> set[str]:
+        return {m.key for m in self.members}
+
+    def add(self, members: Iterable[Member]) -> list[Member]:
+        """Append the members whose key is new; returns those added."""
+        seen = self.keys()
+        added = []
+        for m in members:
+            if m.key not in seen:
+                self.members.append(m)
+                seen.add(m.key)
+                added.append(m)
+        return added
+
+    def F(self) -> np.ndarray:
+        return objective_matrix(self.members, self.objectives)
+
+    def X(self) -> np.ndarray:
+        return np.array([m.x for m in self.members], dtype=np.int64)
+
+    def cv(self) -> np.ndarray:
+        return violation(self.members, self.budgets)
+
+    def order(self) -> np.ndarray:
+        """Member indices best first (rank, then crowding; feasible first)."""
+        return rank_and_crowding(self.F(), self.cv())[0]
+
+    def ranked(self) -> list[Member]:
+        return [self.members[i] for i in self.order()]
+
+    def front(self) -> list[Member]:
+        """The feasible non-dominated members."""
+        if not self.members:
+            return []
+        return [self.members[i] for i in non_dominated(self.F(), self.cv())]
+
+    def truncate(self, size: int | None = None) -> list[Member]:
+        """Keep the best `size` (default: the capacity) by rank + crowding, in archive order; return the dropped."""
+        size = self.capacity if size is None else size
+        if size is None or len(self.members) <= size:
+            return []
+        keep = np.sort(self.order()[:size])
+        kept = set(keep.tolist())
+        dropped = [m for i, m in enumerate(self.members) if i not in kept]
+        self.members = [self.members[i] for i in keep]
+        return dropped
+
+    def replace_members(self, members: Sequence[Member]) -> None:
+        """Swap in re-evaluated members (same keys, same order)."""
+        if [m.key for m in members] != [m.key for m in self.members]:
+            raise ValueError("replace_members needs the same configs in the same order")
+        self.members = list(members)
