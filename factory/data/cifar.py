@@ -21,7 +21,7 @@ from factory.data.augment import resize_uint8
 from factory.data.cache import Decoded, disk_cached, file_entry, fingerprint, make_key, memory_get, memory_put
 from factory.data.config import checked_image_size, checked_val_size, option
 from factory.data.registry import register_dataset
-from factory.data.splits import DatasetSplits, Split, build_splits, default_holdout
+from factory.data.splits import DatasetSplits, carve_validation
 from factory.errors import FactoryError
 
 VAL_FRACTION = 0.1  # 5,000 of CIFAR's 50,000 training images
@@ -102,17 +102,7 @@ def load_cifar(name: str, cfg: Any) -> DatasetSplits:
     if cached is not None:
         return cached
     decoded = disk_cached(cfg, label=f"{name}-{size}px", key=source, build=lambda: _decode(name, reader, root, size))
-    train_images, train_labels = decoded.parts["train"]
-    splits = build_splits(
-        name=name,
-        class_names=decoded.class_names,
-        train=Split(train_images, train_labels),
-        val=None,
-        test=Split(*decoded.parts["test"]),
-        val_size=default_holdout(len(train_labels), VAL_FRACTION, val_size),
-        test_size=None,
-        seed=seed,
-    )
+    splits = carve_validation(name, decoded.class_names, decoded.parts, VAL_FRACTION, val_size, seed)
     memory_put(key, splits)
     return splits
 

@@ -160,3 +160,26 @@ def build_splits(
 def default_holdout(n_train: int, fraction: float, override: int | None) -> int:
     """`override` when set, else round(fraction * n_train): e.g. 10% of CIFAR's 50,000 = the paper's 5,000."""
     return int(override) if override is not None else round(fraction * n_train)
+
+
+def carve_validation(
+    name: str,
+    class_names: list[str],
+    parts: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    val_fraction: float,
+    val_size: int | None,
+    seed: int,
+) -> DatasetSplits:
+    """Splits of a dataset that ships train and test only: validation is carved from train (stratified,
+    seeded), `val_size` images or `val_fraction` of train (the paper's Table 1 sizes)."""
+    train_images, train_labels = parts["train"]
+    return build_splits(
+        name=name,
+        class_names=class_names,
+        train=Split(train_images, train_labels),
+        val=None,
+        test=Split(*parts["test"]),
+        val_size=default_holdout(len(train_labels), val_fraction, val_size),
+        test_size=None,
+        seed=seed,
+    )

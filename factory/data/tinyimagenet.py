@@ -20,7 +20,7 @@ from factory.data.cache import disk_cached, fingerprint, make_key, memory_get, m
 from factory.data.config import checked_image_size, checked_val_size, option
 from factory.data.imagefolder import data_root, decode_listings
 from factory.data.registry import register_dataset
-from factory.data.splits import DatasetSplits, Split, build_splits, default_holdout
+from factory.data.splits import DatasetSplits, carve_validation
 from factory.errors import FactoryError
 
 VAL_FRACTION = 0.15  # 15,000 of the 100,000 training images
@@ -96,16 +96,6 @@ def load_tiny_imagenet(cfg: Any) -> DatasetSplits:
     decoded = disk_cached(
         cfg, label=f"tinyimagenet-{size}px", key=source, build=lambda: decode_listings(root, wnids, listings, size)
     )
-    train_images, train_labels = decoded.parts["train"]
-    splits = build_splits(
-        name="tinyimagenet",
-        class_names=decoded.class_names,
-        train=Split(train_images, train_labels),
-        val=None,
-        test=Split(*decoded.parts["test"]),
-        val_size=default_holdout(len(train_labels), VAL_FRACTION, val_size),
-        test_size=None,
-        seed=seed,
-    )
+    splits = carve_validation("tinyimagenet", decoded.class_names, decoded.parts, VAL_FRACTION, val_size, seed)
     memory_put(key, splits)
     return splits
