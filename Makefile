@@ -16,12 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	@echo "factory demo: the stages built so far on the embedded digits data (train, search, picks + fine-tuning);"
-	@echo "ONNX/TensorRT export, benchmarks and the report are not built yet, so 'factory build' is not run."
-	$(BIN)/factory data --dataset digits
-	$(BIN)/factory train --recipe digits --out runs/demo --resume
-	$(BIN)/factory search --run runs/demo --budget-params 0.3M
-	$(BIN)/factory finetune --run runs/demo
+	$(BIN)/factory build --budget-params 0.3M --dataset digits --out runs/demo --resume
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

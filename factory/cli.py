@@ -88,7 +88,7 @@ def train_command(
     """Train the super-networks of the recipe's kind into RUN/supernet/."""
     from factory.train.trainer import dump_metrics, train_supernet
 
-    recipe = resolve_recipe(recipe_name, dataset, data_dir)
+    recipe = resolve_recipe(recipe_name, dataset, data_dir, device)
     if seed is not None:
         recipe.train.seed = seed
     metrics = train_supernet(recipe, out_dir, device=device, resume=resume)
@@ -163,15 +163,132 @@ def finetune_command(
         )
 
 
-def resolve_recipe(recipe_name: str | None, dataset: str | None, data_dir: str | None):
-    """The recipe to use: the named one, else the dataset's own (its CPU variant without a GPU)."""
+@main.command("export")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with picks/.")
+@_friendly
+def export_command(run_dir: str) -> None:
+    """Export every pick to ONNX (one graph per exit, plus the AEP ensemble), check parity, build TensorRT engines."""
+    from factory.export_run import export_run
+
+    records = export_run(run_dir)
+    click.echo(f"exported {sum(len(r['graphs']) for r in records)} graphs of {len(records)} picks")
+
+
+def _batch_sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise FactoryError(f"--batch {value!r} is not a list of positive integers; write e.g. --batch 1,32")
+    return sizes
+
+
+@main.command("bench")
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--run", "run_dir", default=None, type=click.Path(file_okay=False), help="Benchmark every exported model of a run."
+)
+@click.option(
+    "--runtime", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default="onnxruntime", show_default=True
+)
+@click.option("--provider", default=None, help="onnxruntime: cpu, cuda or tensorrt; torch: cpu or cuda.")
+@click.option("--batch", "batch", default="1,32", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--warmup", type=click.IntRange(0), default=10, show_default=True)
+@click.option("--iterations", type=click.IntRange(1), default=200, show_default=True)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds per batch size instead of a fixed count.",
+)
+@click.option("--threads", type=click.IntRange(0), default=0, show_default=True, help="0: the runtime's default.")
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Where to write the JSON (default MODEL.bench.json).",
+)
+@click.option("--force", is_flag=True, help="With --run: measure again models that already have a bench file.")
+@_friendly
+def bench_command(
+    model: str | None,
+    run_dir: str | None,
+    runtime: str,
+    provider: str | None,
+    batch: str,
+    warmup: int,
+    iterations: int,
+    duration: float,
+    threads: int,
+    out_path: str | None,
+    force: bool,
+) -> None:
+    """Measure the latency of MODEL (.onnx, or .engine with --runtime tensorrt) on this machine.
+
+    Needs only onnxruntime and this package for ONNX files, so it runs on the target device itself.
+    """
+    from pathlib import Path
+
+    if run_dir is not None:
+        from factory.bench_run import bench_run
+
+        bench_run(run_dir, force=force)
+        return
+    if model is None:
+        raise FactoryError("give a model file (factory bench exit3.onnx) or --run RUN")
+    path = Path(model)
+    if not path.is_file():
+        raise FactoryError(f"{path} not found; pass the .onnx (or .engine) file written by `factory export`")
+    from benchmarks.latency import bench_model
+    from factory.io import write_json_atomic
+
+    try:
+        record = bench_model(path, runtime, _batch_sizes(batch), warmup, iterations, duration, threads, provider)
+    except (ImportError, RuntimeError, ValueError) as exc:
+        raise FactoryError(f"cannot benchmark {path} with {runtime}: {str(exc).splitlines()[0]}") from None
+    out = Path(out_path) if out_path else path.with_name(path.name + ".bench.json")
+    write_json_atomic(out, record)
+    runtime_line = f"{record['runtime']} {record['runtime_version']}, {record['provider']}"
+    click.echo(f"{record['model']} [{runtime_line}, threads {record['threads']}]")
+    for r in record["results"]:
+        lat = r["latency"]
+        click.echo(
+            f"  batch {r['batch']:>4}: p50 {lat['p50']:.3f} ms  p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  "
+            f"mean {lat['mean']:.3f} ± {lat['std']:.3f}  {r['throughput']['value']:,.0f} images/s"
+        )
+    click.echo(f"wrote {out}")
+
+
+@main.command("report")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Exported, benchmarked run.")
+@_friendly
+def report_command(run_dir: str) -> None:
+    """Write RUN/summary.json, report.md, report.html and pareto.png."""
+    from pathlib import Path
+
+    from benchmarks.report import write_report
+    from factory.io import write_json_atomic
+    from factory.summary import build_summary
+
+    summary = build_summary(run_dir)
+    write_json_atomic(Path(run_dir) / "summary.json", summary)
+    paths = write_report(run_dir, summary)
+    click.echo(f"wrote {paths['html']}")
+
+
+def resolve_recipe(recipe_name: str | None, dataset: str | None, data_dir: str | None, device: str = "auto"):
+    """The recipe to use: the named one, else the dataset's own (its CPU variant without a GPU or with --device cpu)."""
     import torch
 
     from factory.recipe import load_recipe, resolve_recipe_path
 
+    cpu = device == "cpu" or not torch.cuda.is_available()
     if recipe_name is None:
         name = dataset or "digits"
-        if not torch.cuda.is_available():
+        if cpu:
             try:
                 resolve_recipe_path(f"{name}-cpu")
                 name = f"{name}-cpu"
@@ -180,13 +297,83 @@ def resolve_recipe(recipe_name: str | None, dataset: str | None, data_dir: str |
         try:
             recipe_name = str(resolve_recipe_path(name))
         except FactoryError:
-            recipe_name = "cifar10-cpu" if not torch.cuda.is_available() else "cifar10"
+            recipe_name = "cifar10-cpu" if cpu else "cifar10"
     recipe = load_recipe(recipe_name)
     if dataset is not None:
         recipe.data.dataset = dataset
     if data_dir is not None:
         recipe.data.data_dir = data_dir
     return recipe
+
+
+@main.command("build")
+@click.option("--budget-params", default=None, help="Parameter budget, e.g. 0.3M, 300k.")
+@click.option("--budget-macs", default=None, help="MACs budget, e.g. 10M.")
+@click.option("--dataset", default=None, help="Dataset name (digits, cifar10, cifar100, tinyimagenet, imagefolder).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset.")
+@click.option("--recipe", "recipe_name", default=None, help="Recipe file or shipped name; defaults to the dataset's.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Run folder [runs/<dataset>].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=None, help="Seed of every stage; overrides the recipe's.")
+@click.option(
+    "--supernet", type=click.Path(dir_okay=False, exists=False), default=None, help="Reuse a trained supernet.pt."
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted build at its first unfinished stage.")
+@click.option("--force", is_flag=True, help="Delete an existing run folder and build from scratch.")
+@_friendly
+def build_command(
+    budget_params: str | None,
+    budget_macs: str | None,
+    dataset: str | None,
+    data_dir: str | None,
+    recipe_name: str | None,
+    out_dir: str | None,
+    device: str,
+    seed: int | None,
+    supernet: str | None,
+    resume: bool,
+    force: bool,
+) -> None:
+    """The whole factory: train, search under the budget, post-process, export, benchmark, report."""
+    from pathlib import Path
+
+    from factory.budget import parse_budget
+    from factory.pipeline import BuildRequest, build
+
+    if resume and force:
+        raise FactoryError("--resume and --force contradict each other; pass one of them")
+    params = parse_budget(budget_params, "--budget-params")
+    macs = parse_budget(budget_macs, "--budget-macs")
+    recipe = resolve_recipe(recipe_name, dataset, data_dir, device)
+    if seed is not None:
+        recipe.train.seed = seed
+        recipe.search.seed = seed
+    if supernet is not None and not Path(supernet).is_file():
+        raise FactoryError(f"--supernet {supernet} not found; pass the supernet.pt of a finished `factory train`")
+    out = Path(out_dir) if out_dir else Path("runs") / recipe.data.dataset
+    request = BuildRequest(
+        recipe, out, params, macs, device, Path(supernet) if supernet else None, resume, force, log=click.echo
+    )
+    summary = build(request)
+    if summary:
+        _print_summary(summary, out)
+
+
+def _print_summary(summary: dict[str, Any], out: Any) -> None:
+    """The final table: one line per pick."""
+    columns = [("pick", "<18"), ("exit", ">4"), ("top-1 before", ">12"), ("top-1 after", ">11"), ("params", ">9")]
+    columns += [("MACs", ">11"), ("ORT p50 ms", ">10")]
+    header = " ".join(f"{name:{fmt}}" for name, fmt in columns)
+    click.echo(header)
+    click.echo("-" * len(header))
+    for p in summary["picks"]:
+        p50 = "-" if p["ort_cpu_p50_ms"] is None else f"{p['ort_cpu_p50_ms']:.3f}"
+        click.echo(
+            f"{p['id']:<18} {p['exit']:>4} {100 * p['top1_before']:>11.2f}% {100 * p['top1_after']:>10.2f}% "
+            f"{p['params']:>9,} {p['macs']:>11,} {p50:>10}"
+        )
+    click.echo(f"TensorRT: {summary['picks'][0]['tensorrt'] if summary['picks'] else '-'}")
+    click.echo(f"report: {out}/report.html   summary: {out}/summary.json")
 
 
 @main.command("recipe")

@@ -108,6 +108,7 @@ def _fit(model, train, recipe, resolution, alpha, epochs, seed, device, val=None
     steps = max(1, len(train) // p.batch_size)
     total = max(1, epochs * steps)
     generator = torch.Generator(device=device).manual_seed(seed)
+    torch.manual_seed(seed)  # dropout draws from torch's default generator: a resumed run must draw the same
     losses: list[float] = []
     best_epoch, best_loss, best_state = 0, math.inf, None
     if val is not None:

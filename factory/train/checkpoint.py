@@ -58,5 +58,5 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def recipe_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Human list of what differs between two resolved recipes (for resume checks)."""
+    """Human list of what differs between two resolved recipes or build requests (for resume checks)."""
     return _differences(old, new)

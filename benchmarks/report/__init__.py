@@ -1,0 +1,100 @@
+"""`factory report`: report.md, a self-contained report.html (the plot embedded) and pareto.png for a run.
+
+Everything comes from the run folder (summary.json's data, the search archive, each pick's metrics, export
+and bench files), so the report can be rebuilt at any time.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report.plot import plot_pareto
+from benchmarks.report.tables import GRAPH_HEADER, PICK_HEADER, graph_rows, pick_rows
+from factory.io import write_text_atomic
+
+
+def read_archive(run: Path) -> list[dict[str, Any]]:
+    """Every evaluated sub-network of the search (the latest evaluation of each config)."""
+    latest: dict[str, dict[str, Any]] = {}
+    path = run / "search" / "archive.jsonl"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                latest[json.dumps(record["config"], sort_keys=True)] = record
+    return list(latest.values())
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    budget = summary["budget"]
+    search = summary["search"]
+    parts = [
+        f"params <= {budget['params']:,}" if budget.get("params") else "",
+        f"MACs <= {budget['macs']:,}" if budget.get("macs") else "",
+    ]
+    return [
+        ("budget", ", ".join(p for p in parts if p) or "none"),
+        ("recipe", summary["recipe"]),
+        ("dataset", summary.get("dataset", "")),
+        ("device", summary["device"]),
+        (
+            "search",
+            f"{search.get('algorithm')}, {search.get('evaluations')} evaluations, "
+            f"hypervolume {search.get('hypervolume') or 0:.4f}",
+        ),
+        ("versions", ", ".join(f"{k} {v}" for k, v in summary.get("versions", {}).items())),
+    ]
+
+
+def write_report(run_dir: str | Path, summary: dict[str, Any]) -> dict[str, Path]:
+    """Write pareto.png, report.md and report.html into the run folder; returns their paths."""
+    run = Path(run_dir)
+    png = plot_pareto(run / "pareto.png", read_archive(run), summary["picks"], summary["budget"])
+    notes = (
+        "Accuracies are fractions of the test split unless marked as search (validation) figures. Params and "
+        "MACs are fvcore counts at batch 1, conv + linear (the papers' convention). Latency is onnxruntime on "
+        "this machine's CPU; see each pick's *.bench.json for the machine and settings."
+    )
+    md = [f"# factory report: {run.name}", ""]
+    md += [f"- **{k}**: {v}" for k, v in _facts(summary)]
+    md += ["", "![pareto](pareto.png)", "", "## Picks", "", _markdown_table(PICK_HEADER, pick_rows(summary)), ""]
+    sections_html = []
+    for pick in summary["picks"]:
+        rows = graph_rows(run, pick)
+        title = f"{pick['id']} ({pick['reason']}, exit {pick['exit']})"
+        md += [f"### {title}", "", _markdown_table(GRAPH_HEADER, rows), ""]
+        sections_html.append(f"<h3>{html.escape(title)}</h3>{_html_table(GRAPH_HEADER, rows)}")
+    md += [notes, ""]
+    write_text_atomic(run / "report.md", "\n".join(md))
+    image = base64.b64encode(png.read_bytes()).decode("ascii")
+    facts = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in _facts(summary))
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>factory report: {html.escape(run.name)}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}"
+        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}"
+        "</style></head><body>"
+        f"<h1>factory report: {html.escape(run.name)}</h1><ul>{facts}</ul>"
+        f"<img alt='accuracy against params, MACs and latency' src='data:image/png;base64,{image}'>"
+        f"<h2>Picks</h2>{_html_table(PICK_HEADER, pick_rows(summary))}{''.join(sections_html)}"
+        f"<p>{html.escape(notes)}</p></body></html>\n"
+    )
+    write_text_atomic(run / "report.html", page)
+    return {"markdown": run / "report.md", "html": run / "report.html", "png": png}

@@ -1,0 +1,94 @@
+"""The report's tables as rows of strings, shared by the Markdown and HTML writers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PICK_HEADER = ["pick", "reason", "exit", "top-1 before", "top-1 after", "params", "MACs", "ORT p50 ms", "TensorRT"]
+GRAPH_HEADER = [
+    "graph",
+    "test top-1",
+    "params",
+    "MACs",
+    "ONNX size",
+    "parity (max abs diff, top-1 agree)",
+    "latency p50 / p99 ms",
+    "throughput img/s",
+]
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def pick_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """One row per pick: the overview table."""
+    return [
+        [
+            p["id"],
+            p["reason"],
+            str(p["exit"]),
+            pct(p["top1_before"]),
+            pct(p["top1_after"]),
+            f"{p['params']:,}",
+            f"{p['macs']:,}",
+            ms(p["ort_cpu_p50_ms"]),
+            p["tensorrt"],
+        ]
+        for p in summary["picks"]
+    ]
+
+
+def graph_rows(run: Path, pick: dict[str, Any]) -> list[list[str]]:
+    """One row per exported graph of a pick (exit k, and the ensemble for AEP picks)."""
+    import json
+
+    folder = run / "picks" / pick["id"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    export = json.loads((folder / "export.json").read_text())
+    rows = []
+    for graph in export["graphs"]:
+        name = graph["name"]
+        if name == "ensemble":
+            top1, params, macs = metrics["top1_after"], pick["params"], pick["macs"]
+        else:
+            k = name.removeprefix("exit")
+            top1 = metrics.get("top1_after_per_exit", {}).get(k, metrics["top1_after"])
+            params = metrics["params_per_exit"].get(k, pick["params"])
+            macs = metrics["macs_per_exit"].get(k, pick["macs"])
+        bench_file = folder / f"{graph['onnx']}.bench.json"
+        bench = json.loads(bench_file.read_text()) if bench_file.is_file() else None
+        first = bench["results"][0] if bench else None
+        parity = graph["parity"]
+        rows.append(
+            [
+                graph["onnx"],
+                pct(top1),
+                f"{params:,}",
+                f"{macs:,}",
+                f"{graph['bytes'] / 1024:.1f} KiB",
+                f"{parity['max_abs_diff']:.1e}, {parity['top1_agreement']:.4f}",
+                f"{ms(first['latency']['p50'])} / {ms(first['latency']['p99'])}" if first else "-",
+                f"{first['throughput']['value']:,.0f} (batch {first['batch']})" if first else "-",
+            ]
+        )
+        for result in (bench or {}).get("results", [])[1:]:
+            lat = result["latency"]
+            rows.append(
+                [
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{ms(lat['p50'])} / {ms(lat['p99'])}",
+                    f"{result['throughput']['value']:,.0f} (batch {result['batch']})",
+                ]
+            )
+    return rows

@@ -1,0 +1,70 @@
+"""Latency of every exported model of a run: onnxruntime on this machine's CPU, TensorRT where built.
+
+Each model gets `<model>.bench.json` beside it (format in the README). A model whose bench file exists is
+skipped, so an interrupted benchmark resumes; `force` measures again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from factory.errors import FactoryError
+from factory.export_run import export_done, read_run_recipe, run_picks
+from factory.io import write_json_atomic
+
+
+def bench_path(model: Path) -> Path:
+    """exit3.onnx -> exit3.onnx.bench.json (engines get their own: exit3.engine.bench.json)."""
+    return model.with_name(model.name + ".bench.json")
+
+
+def models_of(folder: Path) -> list[tuple[Path, str]]:
+    """(model file, runtime) for every exported file of a pick, in export order."""
+    record = json.loads((folder / "export.json").read_text())
+    found = []
+    for graph in record["graphs"]:
+        found.append((folder / graph["onnx"], "onnxruntime"))
+        engine = graph.get("tensorrt", {})
+        if engine.get("status") == "built":
+            found.append((folder / engine["engine"], "tensorrt"))
+    return found
+
+
+def bench_run(run_dir: str | Path, force: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Benchmark every exported model of the run; returns {relative model path: bench record}."""
+    from benchmarks.latency import bench_model, result_at
+
+    run = Path(run_dir)
+    settings = read_run_recipe(run).benchmark
+    records: dict[str, dict[str, Any]] = {}
+    for entry in run_picks(run):
+        folder = run / "picks" / entry["id"]
+        if not export_done(folder):
+            raise FactoryError(f"pick {entry['id']} is not exported yet; run `factory export --run {run}`")
+        for model, runtime in models_of(folder):
+            out = bench_path(model)
+            if out.is_file() and not force:
+                records[str(model.relative_to(run))] = json.loads(out.read_text())
+                continue
+            record = bench_model(
+                model,
+                runtime,
+                settings.batch_sizes,
+                settings.warmup,
+                settings.iterations,
+                settings.duration_s,
+                settings.threads,
+            )
+            write_json_atomic(out, record)
+            records[str(model.relative_to(run))] = record
+            if progress:
+                first = result_at(record, settings.batch_sizes[0]) or record["results"][0]
+                lat = first["latency"]
+                print(
+                    f"{model.relative_to(run)} [{runtime}]: batch {first['batch']} p50 {lat['p50']:.3f} ms, "
+                    f"p99 {lat['p99']:.3f} ms, {first['throughput']['value']:.0f} images/s",
+                    flush=True,
+                )
+    return records

@@ -1,0 +1,78 @@
+"""A rough time estimate for a build, printed before it starts, from one timed training step on the device.
+
+Every stage's cost is expressed in "maximal-network training images": training sees each image once per
+epoch per sampled sub-network (sampled ones cost ~0.6 of the maximal on average, the teacher's forward
+~0.35); an evaluation runs BN recalibration and the validation split at ~8x training speed. Good to a factor
+of about 1.5: enough to know whether to wait, go for coffee, or come back tomorrow.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from factory.recipe import Recipe
+
+INFERENCE_SPEEDUP = 8.0
+SUBNET_COST = 0.6
+TEACHER_COST = 0.35
+
+
+def training_images_per_second(recipe: Recipe, num_classes: int, device: torch.device) -> float:
+    """Images/s of one forward + backward of the largest network (all exits) at the recipe's batch size."""
+    from factory.nn import StaticNetwork
+    from factory.space import largest_config
+    from factory.train.device import memory_format
+
+    spec = recipe.space.to_spec(num_classes)
+    config = largest_config(spec, max(spec.widths), max(spec.resolutions))
+    net = StaticNetwork(spec, config, spec.exits()).to(device).to(memory_format=memory_format(device))
+    batch = min(recipe.train.batch_size, 64)
+    x = torch.randn(batch, 3, config.resolution, config.resolution, device=device)
+    x = x.contiguous(memory_format=memory_format(device))
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        out = net(x)
+        loss = sum(o.float().logsumexp(1).mean() for o in (out if isinstance(out, list) else [out]))
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return batch / min(times[1:])
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def estimate_build(
+    recipe: Recipe,
+    splits: Any,
+    device: torch.device,
+    skip: set[str] | frozenset[str] = frozenset(),
+    reuse: bool = False,
+) -> str:
+    """One line: the estimated time of the stages not in `skip`, and in total."""
+    ips = training_images_per_second(recipe, splits.num_classes, device)
+    t, s, p = recipe.train, recipe.search, recipe.postprocess
+    n_train, n_val = len(splits.train), max(len(splits.val), 1)
+    widths = len(recipe.space.widths)
+    epoch = n_train / ips
+    elastic_epoch = epoch * (t.subnets_per_batch * SUBNET_COST + TEACHER_COST)
+    evaluation = (t.bn_calib_images + n_val) / (ips * INFERENCE_SPEEDUP)
+    evaluations = s.archive_size * s.init_multiplier + s.iterations * s.candidates_per_iteration
+    stages = {
+        "train": 0.0 if reuse else widths * (t.warmup_epochs * epoch + t.epochs * elastic_epoch),
+        "search": evaluations * evaluation + s.iterations * (s.adapt_epochs * elastic_epoch + 5.0),
+        "finetune": p.picks * 2 * p.max_epochs * (n_train + n_val) / ips * 0.5,
+        "export": p.picks * 3.0,
+        "bench": p.picks * 4.0,
+        "report": 3.0,
+    }
+    left = {k: v for k, v in stages.items() if k not in skip}
+    total = sum(left.values())
+    parts = ", ".join(f"{k} ~{_minutes(v)}" for k, v in left.items() if v >= 1)
+    return f"estimated time: ~{_minutes(total)} ({parts}; from a timed step at {ips:,.0f} training images/s)"

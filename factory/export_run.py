@@ -1,0 +1,112 @@
+"""`factory export`: export every post-processed pick of a run to ONNX (and TensorRT on a GPU).
+
+A pick whose export.json lists files that all exist is done and skipped, so an interrupted export resumes
+with the next pick. The parity figures are also written into the pick's metrics.json under "export".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from factory.errors import FactoryError
+from factory.io import write_json_atomic
+from factory.recipe import Recipe, load_recipe
+
+
+def run_picks(run: Path) -> list[dict[str, Any]]:
+    """The picks of RUN/picks/picks.json, or a clear error when post-processing has not run."""
+    index = run / "picks" / "picks.json"
+    if not index.is_file():
+        raise FactoryError(f"{index} not found; run `factory finetune --run {run}` first")
+    try:
+        return json.loads(index.read_text())["picks"]
+    except (json.JSONDecodeError, KeyError):
+        raise FactoryError(f"{index} is corrupt; delete RUN/picks and rerun `factory finetune --run {run}`") from None
+
+
+def read_run_recipe(run: Path) -> Recipe:
+    """RUN/recipe.yaml, written when the run started."""
+    path = run / "recipe.yaml"
+    if not path.is_file():
+        raise FactoryError(f"{path} not found; is {run} a run folder written by `factory train` or `factory build`?")
+    return load_recipe(path)
+
+
+def export_done(folder: Path) -> bool:
+    """True when folder/export.json exists and every ONNX file it names is there."""
+    path = folder / "export.json"
+    if not path.is_file():
+        return False
+    try:
+        record = json.loads(path.read_text())
+        return all((folder / g["onnx"]).is_file() for g in record["graphs"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return False
+
+
+def parity_inputs(recipe: Recipe, splits: Any, resolution: int) -> torch.Tensor:
+    """The first `export.parity_images` validation images (test images when there is no validation split),
+    normalised and resized exactly as the deployed model expects."""
+    from factory.data import normalize, resize_batch
+
+    split = splits.val if len(splits.val) else splits.test
+    images = split.images[: recipe.export.parity_images]
+    return resize_batch(normalize(images, recipe.data.mean, recipe.data.std), resolution).contiguous()
+
+
+def export_run(run_dir: str | Path, progress: bool = True) -> list[dict[str, Any]]:
+    """Export every finished pick of the run; returns the export records in pick order."""
+    from exporters.pick import export_pick
+    from factory.data import load_dataset
+    from factory.postprocess.run import load_pick_model
+
+    run = Path(run_dir)
+    recipe = read_run_recipe(run)
+    picks = run_picks(run)
+    splits = None
+    records = []
+    for number, entry in enumerate(picks, 1):
+        folder = run / "picks" / entry["id"]
+        metrics_path = folder / "metrics.json"
+        if not metrics_path.is_file():
+            raise FactoryError(f"pick {entry['id']} is not post-processed yet; run `factory finetune --run {run}`")
+        if export_done(folder):
+            records.append(json.loads((folder / "export.json").read_text()))
+            continue
+        if progress:
+            print(f"exporting pick {number}/{len(picks)}: {entry['id']}", flush=True)
+        splits = splits or load_dataset(recipe.data)
+        network, config = load_pick_model(folder / "model.pt")
+        record = export_pick(
+            folder,
+            network,
+            parity_inputs(recipe, splits, config.resolution),
+            recipe.export,
+            recipe.data.mean,
+            recipe.data.std,
+            list(splits.class_names),
+            timing_cache=run / "picks" / "tensorrt.cache",
+        )
+        record["id"] = entry["id"]
+        metrics = json.loads(metrics_path.read_text())
+        metrics["export"] = {
+            g["name"]: {"onnx": g["onnx"], "bytes": g["bytes"], "parity": g["parity"], "tensorrt": g["tensorrt"]}
+            for g in record["graphs"]
+        }
+        write_json_atomic(metrics_path, metrics)
+        write_json_atomic(folder / "export.json", record)
+        if progress:
+            for g in record["graphs"]:
+                p = g["parity"]
+                print(
+                    f"  {g['onnx']}: {g['bytes'] / 1024:.0f} KiB, parity max abs diff {p['max_abs_diff']:.2e}, "
+                    f"top-1 agreement {p['top1_agreement']:.4f} over {p['images']} images; "
+                    f"TensorRT {g['tensorrt']['status']}",
+                    flush=True,
+                )
+        records.append(record)
+    return records

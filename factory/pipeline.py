@@ -1,0 +1,220 @@
+"""`factory build`: data -> super-network -> NAT2 search -> picks and post-processing -> ONNX / TensorRT
+-> latency -> report, in one resumable command.
+
+Each stage reads the previous stages' files in the run folder and writes its own; RUN/build.json records
+what the build was asked for (budget, recipe, seed) and which stages finished, so rerunning the same
+command with --resume continues at the first unfinished stage (and inside it, from the stage's own resume
+point: the last training epoch, the last search iteration, the next pick).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from factory.errors import FactoryError
+from factory.io import write_json_atomic
+from factory.recipe import Recipe
+
+BUILD_FORMAT = "factory-build/1"
+STAGES = ("data", "train", "search", "finetune", "export", "bench", "report")
+
+
+@dataclass
+class BuildRequest:
+    """What `factory build` was asked for, after the recipe is resolved."""
+
+    recipe: Recipe
+    out: Path
+    budget_params: int | None = None
+    budget_macs: int | None = None
+    device: str = "auto"
+    supernet: Path | None = None
+    resume: bool = False
+    force: bool = False
+    progress: bool = True
+    stop_after: str | None = None  # tests: end the build after this stage, as an interruption would
+    log: Callable[[str], None] = print
+    device_used: str = ""
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a resumed build to continue this one."""
+        return {
+            "budget": {"params": self.budget_params, "macs": self.budget_macs},
+            "recipe": self.recipe.to_dict(),
+            "supernet": str(self.supernet) if self.supernet else None,
+        }
+
+
+def read_build_state(out: Path) -> dict[str, Any] | None:
+    """RUN/build.json, None when absent; a corrupt file is a clear error."""
+    path = out / "build.json"
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        if state.get("format") != BUILD_FORMAT:
+            raise ValueError
+        return state
+    except (json.JSONDecodeError, ValueError):
+        raise FactoryError(f"{path} is corrupt; rerun with --force to start the build over") from None
+
+
+def prepare_run_folder(request: BuildRequest) -> dict[str, Any]:
+    """Check the run folder against --resume / --force and return the build state to continue."""
+    from factory.runinfo import ensure_writable
+    from factory.train.checkpoint import recipe_differences
+
+    out = request.out
+    exists = out.is_dir() and any(out.iterdir())
+    if exists and not (request.resume or request.force):
+        raise FactoryError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
+    state = read_build_state(out) if exists and request.resume else None
+    if exists and request.resume and state is None:
+        raise FactoryError(f"{out} holds no build.json, so it is not a build to resume; use another --out or --force")
+    if state is not None:
+        differs = recipe_differences(state["request"], request.identity())
+        if differs:
+            raise FactoryError(
+                f"{out} was built with different settings: {'; '.join(differs[:3])}; "
+                "rerun with the original options, or --force to start over"
+            )
+        return state
+    ensure_writable(out.parent if out.parent != Path("") else Path("."))
+    if exists and request.force:
+        shutil.rmtree(out)
+    ensure_writable(out)
+    state = {"format": BUILD_FORMAT, "request": request.identity(), "stages": {}}
+    write_json_atomic(out / "build.json", state)
+    return state
+
+
+def _check_budget(request: BuildRequest, num_classes: int) -> None:
+    """An infeasible budget is an error before any training, naming the smallest reachable counts."""
+    from factory.postprocess.picks import Budget, check_feasible
+
+    check_feasible(request.recipe.space.to_spec(num_classes), Budget(request.budget_params, request.budget_macs))
+
+
+def _stage_train(request: BuildRequest) -> dict[str, Any]:
+    from factory.train.trainer import FINAL, train_supernet
+
+    final = request.out / "supernet" / FINAL
+    if request.supernet is not None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp")
+        shutil.copyfile(request.supernet, tmp)
+        tmp.replace(final)
+        from factory.runinfo import record_run
+
+        record_run(
+            request.out, request.recipe, request.device, seed=request.recipe.train.seed, reused=str(request.supernet)
+        )
+        return {"reused": str(request.supernet)}
+    if final.is_file() and (request.out / "supernet" / "metrics.json").is_file():
+        return {"already_trained": True}
+    metrics = train_supernet(request.recipe, request.out, device=request.device, resume=True, progress=request.progress)
+    return {k: metrics.get(k) for k in ("largest_test_top1", "smallest_test_top1", "train_seconds")}
+
+
+def _stage_search(request: BuildRequest) -> dict[str, Any]:
+    from factory.search.engine import run_search
+
+    result = run_search(
+        request.out,
+        budget_params=request.budget_params,
+        budget_macs=request.budget_macs,
+        device=request.device,
+        resume=True,
+        progress=request.progress,
+    )
+    return {k: result.get(k) for k in ("evaluations", "hypervolume", "seconds")}
+
+
+def _stage_finetune(request: BuildRequest) -> dict[str, Any]:
+    from factory.postprocess.run import finetune_run
+
+    picks = finetune_run(
+        request.out,
+        budget_params=request.budget_params,
+        budget_macs=request.budget_macs,
+        device=request.device,
+        progress=request.progress,
+    )
+    return {"picks": [p["id"] for p in picks]}
+
+
+def _stage_export(request: BuildRequest) -> dict[str, Any]:
+    from factory.export_run import export_run
+
+    records = export_run(request.out, progress=request.progress)
+    return {"graphs": sum(len(r["graphs"]) for r in records)}
+
+
+def _stage_bench(request: BuildRequest) -> dict[str, Any]:
+    from factory.bench_run import bench_run
+
+    return {"models": len(bench_run(request.out, progress=request.progress))}
+
+
+def _stage_report(request: BuildRequest) -> dict[str, Any]:
+    from benchmarks.report import write_report
+    from factory.summary import build_summary
+
+    summary = build_summary(request.out)
+    summary["device"] = request.device_used or summary["device"]
+    write_json_atomic(request.out / "summary.json", summary)
+    write_report(request.out, summary)
+    return {"summary": "summary.json", "report": "report.html"}
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[BuildRequest], dict[str, Any]]] = {
+    "train": _stage_train,
+    "search": _stage_search,
+    "finetune": _stage_finetune,
+    "export": _stage_export,
+    "bench": _stage_bench,
+    "report": _stage_report,
+}
+
+
+def build(request: BuildRequest) -> dict[str, Any]:
+    """Run every unfinished stage in order; returns summary.json's content."""
+    from factory.data import load_dataset
+    from factory.estimate import estimate_build
+    from factory.train.device import resolve_device
+
+    device = resolve_device(request.device)
+    request.device_used = str(device)
+    splits = load_dataset(request.recipe.data)  # a missing or malformed data folder fails before anything is written
+    _check_budget(request, splits.num_classes)
+    if request.supernet is not None:
+        from factory.train.trainer import load_supernets
+
+        load_supernets(request.supernet)  # a corrupt or foreign file fails before anything is written
+    state = prepare_run_folder(request)
+    done = state["stages"]
+    request.log(f"recipe {request.recipe.name}, device {device}, run folder {request.out}")
+    todo = [s for s in STAGES if s not in done]
+    if todo:
+        request.log(estimate_build(request.recipe, splits, device, skip=set(done), reuse=request.supernet is not None))
+    for stage in STAGES:
+        if stage in done:
+            request.log(f"[{stage}] done earlier, skipped")
+            continue
+        started = time.perf_counter()
+        request.log(f"[{stage}] starting")
+        outcome = {"images": splits.sizes()} if stage == "data" else STAGE_FUNCTIONS[stage](request)
+        seconds = round(time.perf_counter() - started, 2)
+        done[stage] = {"seconds": seconds, **outcome}
+        write_json_atomic(request.out / "build.json", state)
+        request.log(f"[{stage}] finished in {seconds:.1f} s")
+        if request.stop_after == stage:
+            break
+    summary_path = request.out / "summary.json"
+    return json.loads(summary_path.read_text()) if "report" in done and summary_path.is_file() else {}

@@ -1,0 +1,105 @@
+"""RUN/summary.json: one machine-readable page per run (schema "factory-summary/1", documented in the README).
+
+Built only from files the stages wrote, so it can be regenerated at any time and never disagrees with them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from factory.errors import FactoryError
+
+SUMMARY_FORMAT = "factory-summary/1"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FactoryError(f"{path} not found; the stage that writes it has not run") from None
+    except json.JSONDecodeError:
+        raise FactoryError(f"{path} is corrupt; rerun the stage that writes it with --force") from None
+
+
+def main_graph(export: dict[str, Any], exit_: int) -> dict[str, Any]:
+    """The graph a pick deploys: its AEP ensemble when it has one, else its own exit."""
+    graphs = {g["name"]: g for g in export["graphs"]}
+    return graphs.get("ensemble") or graphs.get(f"exit{exit_}") or export["graphs"][-1]
+
+
+def bench_of(folder: Path, model: str) -> dict[str, Any] | None:
+    """The bench record of `model` in a pick folder, if measured."""
+    path = folder / f"{model}.bench.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def batch_result(record: dict[str, Any] | None, batch: int = 1) -> dict[str, Any] | None:
+    if not record:
+        return None
+    return next((r for r in record["results"] if r["batch"] == batch), None)
+
+
+def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """One pick's line of the summary: accuracy before/after, fvcore counts, files, parity, latency."""
+    from exporters.tensorrt import describe
+
+    folder = run / "picks" / entry["id"]
+    metrics = _read(folder / "metrics.json")
+    export = _read(folder / "export.json")
+    graph = main_graph(export, metrics["exit"])
+    ort = batch_result(bench_of(folder, graph["onnx"]))
+    engine = graph.get("tensorrt", {})
+    trt = batch_result(bench_of(folder, engine["engine"])) if engine.get("status") == "built" else None
+    deployed = metrics["fvcore"]["deployed"]
+    return {
+        "id": entry["id"],
+        "reason": entry.get("reason", ""),
+        "exit": int(metrics["exit"]),
+        "exits": metrics.get("exits", [metrics["exit"]]),
+        "top1_search": entry.get("val_top1"),
+        "top1_before": float(metrics["top1_before"]),
+        "top1_after": float(metrics["top1_after"]),
+        "params": int(deployed["params"]),
+        "macs": int(deployed["macs"]),
+        "macs_full": int(deployed.get("macs_full", deployed["macs"])),
+        "onnx": [str((folder / g["onnx"]).relative_to(run)) for g in export["graphs"]],
+        "deployed_onnx": str((folder / graph["onnx"]).relative_to(run)),
+        "onnx_bytes": int(graph["bytes"]),
+        "parity_max_abs_diff": max(float(g["parity"]["max_abs_diff"]) for g in export["graphs"]),
+        "parity_top1_agreement": min(float(g["parity"]["top1_agreement"]) for g in export["graphs"]),
+        "ort_cpu_p50_ms": ort["latency"]["p50"] if ort else None,
+        "ort_cpu_p99_ms": ort["latency"]["p99"] if ort else None,
+        "ort_cpu_images_per_s": ort["throughput"]["value"] if ort else None,
+        "tensorrt": describe(engine),
+        "tensorrt_p50_ms": trt["latency"]["p50"] if trt else None,
+    }
+
+
+def build_summary(run_dir: str | Path) -> dict[str, Any]:
+    """The summary of a run whose picks are exported and benchmarked."""
+    from factory.export_run import run_picks
+
+    run = Path(run_dir)
+    info = _read(run / "run.json") if (run / "run.json").is_file() else {}
+    index = _read(run / "picks" / "picks.json")
+    search = _read(run / "search" / "result.json")
+    budget = index.get("budget") or {}
+    return {
+        "format": SUMMARY_FORMAT,
+        "budget": {"params": budget.get("params"), "macs": budget.get("macs")},
+        "recipe": info.get("recipe", ""),
+        "dataset": info.get("dataset", ""),
+        "device": info.get("device", ""),
+        "seed": info.get("seed"),
+        "versions": info.get("versions", {}),
+        "search": {
+            "algorithm": search.get("algorithm"),
+            "evaluations": search.get("evaluations"),
+            "hypervolume": search.get("hypervolume"),
+            "seconds": search.get("seconds"),
+        },
+        "report": "report.html",
+        "picks": [pick_summary(run, entry) for entry in run_picks(run)],
+    }

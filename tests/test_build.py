@@ -1,0 +1,266 @@
+"""`factory build` end to end on tiny data: summary schema, files, budget, parity, interruption and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from exporters.onnx import ort_session
+from factory.cli import main
+from factory.data import load_dataset
+from factory.export_run import parity_inputs
+from factory.measure import measure_network
+from factory.pipeline import STAGES, BuildRequest, build
+from factory.postprocess.run import load_pick_model
+
+from .build_helpers import tiny_budget, tiny_build_recipe, write_tiny_recipe
+
+PICK_TYPES = {
+    "id": str,
+    "exit": int,
+    "top1_before": float,
+    "top1_after": float,
+    "params": int,
+    "macs": int,
+    "onnx": list,
+    "parity_max_abs_diff": float,
+    "ort_cpu_p50_ms": float,
+    "ort_cpu_p99_ms": float,
+    "tensorrt": str,
+}
+
+
+def run_build(out: Path, **kw) -> dict:
+    request = BuildRequest(
+        tiny_build_recipe(), out, budget_params=tiny_budget(), device="cpu", progress=False, log=lambda _: None, **kw
+    )
+    return build(request)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("build") / "run"
+    return out, run_build(out)
+
+
+def test_summary_matches_its_schema(finished):
+    out, summary = finished
+    assert summary == json.loads((out / "summary.json").read_text())
+    assert summary["budget"] == {"params": tiny_budget(), "macs": None}
+    assert isinstance(summary["recipe"], str) and summary["device"] == "cpu"
+    assert summary["picks"], "a build must choose at least one pick"
+    for pick in summary["picks"]:
+        for key, kind in PICK_TYPES.items():
+            assert isinstance(pick[key], kind), (key, pick[key])
+        assert 0.0 <= pick["top1_before"] <= 1.0 and 0.0 <= pick["top1_after"] <= 1.0
+        assert pick["tensorrt"].startswith("skipped") or not torch.cuda.is_available()
+    for name in ("report.md", "report.html", "pareto.png", "build.json", "run.json", "recipe.yaml"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert set(json.loads((out / "build.json").read_text())["stages"]) == set(STAGES)
+
+
+def test_every_pick_meets_the_budget_by_fvcore(finished):
+    out, summary = finished
+    for pick in summary["picks"]:
+        net, config = load_pick_model(out / "picks" / pick["id"] / "model.pt")
+        counted = measure_network(net, config.resolution)
+        assert counted.params == pick["params"] <= tiny_budget()
+        assert counted.macs == pick["macs"]
+
+
+def test_every_onnx_file_runs_with_the_recorded_parity(finished):
+    out, summary = finished
+    recipe = tiny_build_recipe()
+    splits = load_dataset(recipe.data)
+    for pick in summary["picks"]:
+        net, config = load_pick_model(out / "picks" / pick["id"] / "model.pt")
+        inputs = parity_inputs(recipe, splits, config.resolution)
+        for rel in pick["onnx"]:
+            path = out / rel
+            assert path.is_file()
+            got = ort_session(path).run(["logits"], {"image": inputs.numpy()})[0]
+            from exporters.pick import deployment_graphs
+
+            with torch.no_grad():
+                expected = deployment_graphs(net)[path.stem](inputs).numpy()
+            diff = float(np.abs(got - expected).max())
+            assert diff <= 1e-4 and diff <= pick["parity_max_abs_diff"] + 1e-6
+            assert (got.argmax(1) == expected.argmax(1)).all()
+        bench = json.loads((out / (pick["deployed_onnx"] + ".bench.json")).read_text())
+        assert bench["results"][0]["latency"]["p50"] == pytest.approx(pick["ort_cpu_p50_ms"])
+
+
+def _stable(summary: dict) -> list[dict]:
+    """What must not depend on when the build ran: everything but the timings."""
+    drop = {"ort_cpu_p50_ms", "ort_cpu_p99_ms", "ort_cpu_images_per_s", "tensorrt_p50_ms"}
+    return [{k: v for k, v in p.items() if k not in drop} for p in summary["picks"]]
+
+
+def test_interrupted_build_resumes_to_the_same_result(finished, tmp_path):
+    _, uninterrupted = finished
+    out = tmp_path / "run"
+    assert run_build(out, stop_after="search") == {}
+    stages = json.loads((out / "build.json").read_text())["stages"]
+    assert list(stages) == ["data", "train", "search"]
+    weights = out / "supernet" / "supernet.pt"
+    archive = out / "search" / "archive.jsonl"
+    stamps = (weights.stat().st_mtime_ns, archive.stat().st_mtime_ns)
+    resumed = run_build(out, resume=True)
+    assert (weights.stat().st_mtime_ns, archive.stat().st_mtime_ns) == stamps, "a finished stage was redone"
+    after = json.loads((out / "build.json").read_text())["stages"]
+    assert {k: after[k] for k in stages} == stages
+    for got, want in zip(_stable(resumed), _stable(uninterrupted), strict=True):
+        assert {k: v for k, v in got.items() if v != want[k]} == {}
+
+
+def cli(*args: str):
+    """Exit code and standard error of the command (progress lines go to standard output)."""
+    result = CliRunner().invoke(main, list(args))
+    assert "Traceback" not in result.output, result.output
+    return result.exit_code, result.stderr.strip()
+
+
+def assert_one_line_error(code: int, error: str, *needles: str) -> None:
+    assert code == 2, error
+    assert len(error.splitlines()) == 1 and error.startswith("error: "), error
+    for needle in needles:
+        assert needle in error, error
+
+
+@pytest.fixture
+def recipe_file(tmp_path) -> str:
+    return str(write_tiny_recipe(tmp_path))
+
+
+@pytest.mark.parametrize("budget", ["abc", "0", "-3M", "1.5Q"])
+def test_malformed_or_non_positive_budget(budget, recipe_file, tmp_path):
+    assert_one_line_error(
+        *cli("build", "--budget-params", budget, "--recipe", recipe_file, "--out", str(tmp_path / "r")),
+        "--budget-params",
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_dataset_and_recipe(tmp_path):
+    assert_one_line_error(
+        *cli("build", "--dataset", "mnist-x", "--recipe", "digits", "--out", str(tmp_path / "r")), "unknown dataset"
+    )
+    assert_one_line_error(*cli("build", "--recipe", "no-such-recipe", "--out", str(tmp_path / "r")), "no-such-recipe")
+
+
+def test_missing_and_incomplete_data_folder(tmp_path):
+    args = ["build", "--dataset", "imagefolder", "--recipe", "cifar10-cpu", "--out", str(tmp_path / "r")]
+    assert_one_line_error(*cli(*args, "--data-dir", str(tmp_path / "nowhere")), "not found", "laid out as")
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    assert_one_line_error(*cli(*args, "--data-dir", str(tmp_path / "data")), "no class folders", "laid out as")
+    assert not (tmp_path / "r").exists()
+
+
+def test_infeasible_budget_names_the_smallest_reachable(recipe_file, tmp_path):
+    code, out = cli("build", "--budget-params", "100", "--recipe", recipe_file, "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, out, "smallest")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu(recipe_file, tmp_path):
+    assert_one_line_error(
+        *cli("build", "--recipe", recipe_file, "--device", "cuda", "--out", str(tmp_path / "r")), "--device cuda"
+    )
+
+
+def test_unwritable_output_folder(recipe_file, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert_one_line_error(*cli("build", "--recipe", recipe_file, "--out", str(blocker / "run")), "cannot write")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_existing_folder_needs_resume_or_force(recipe_file, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert_one_line_error(*cli("build", "--recipe", recipe_file, "--out", str(out)), "--resume", "--force")
+    assert_one_line_error(*cli("build", "--recipe", recipe_file, "--out", str(out), "--resume"), "build.json")
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def _started_build(tmp_path: Path, recipe_file: str) -> Path:
+    out = tmp_path / "r"
+    request = BuildRequest(
+        tiny_build_recipe(),
+        out,
+        budget_params=tiny_budget(),
+        device="cpu",
+        progress=False,
+        log=lambda _: None,
+        stop_after="data",
+    )
+    build(request)
+    return out
+
+
+def test_resume_with_a_different_budget_or_recipe_says_what_differs(recipe_file, tmp_path):
+    out = _started_build(tmp_path, recipe_file)
+    before = (out / "build.json").read_text()
+    code, output = cli(
+        "build",
+        "--recipe",
+        recipe_file,
+        "--budget-params",
+        str(tiny_budget() - 1),
+        "--out",
+        str(out),
+        "--resume",
+        "--device",
+        "cpu",
+    )
+    assert_one_line_error(code, output, "budget.params")
+    code, output = cli(
+        "build",
+        "--recipe",
+        "digits",
+        "--budget-params",
+        str(tiny_budget()),
+        "--out",
+        str(out),
+        "--resume",
+        "--device",
+        "cpu",
+    )
+    assert_one_line_error(code, output, "recipe.")
+    assert (out / "build.json").read_text() == before
+
+
+def test_corrupt_checkpoint_and_state_file(recipe_file, tmp_path):
+    out = _started_build(tmp_path, recipe_file)
+    checkpoint = out / "supernet" / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"garbage")
+    args = [
+        "build",
+        "--recipe",
+        recipe_file,
+        "--budget-params",
+        str(tiny_budget()),
+        "--out",
+        str(out),
+        "--resume",
+        "--device",
+        "cpu",
+    ]
+    code, output = cli(*args)
+    assert_one_line_error(code, output, "checkpoint")
+    assert checkpoint.read_bytes() == b"garbage"
+    (out / "build.json").write_text("{not json")
+    assert_one_line_error(*cli(*args), "build.json", "--force")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"nope")
+    assert_one_line_error(
+        *cli("build", "--recipe", recipe_file, "--supernet", str(bad), "--out", str(tmp_path / "s")), "bad.pt"
+    )
