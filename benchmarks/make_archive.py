@@ -58,12 +58,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(DEFAULT_ARCHIVE))
     parser.add_argument("--count", type=int, default=1100, help="networks in the archive")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 leaves a core free beside training)")
     args = parser.parse_args()
 
     if not Path(args.supernet).is_file():
         _say(f"no trained super-network at {args.supernet}; run `factory train --recipe digits --out runs/demo`")
         sys.exit(2)
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, args.threads))
     spec, supernets, state = load_supernets(args.supernet)
     recipe = recipe_from_dict(state["recipe"], args.supernet)
     splits = load_dataset(recipe.data)

@@ -173,7 +173,7 @@ def check_parity(
     `strict` a failure raises ParityError (an export that fails parity must never be shipped silently).
     """
     if len(inputs) == 0:
-        raise FactoryError("parity needs at least one image; the validation split is empty (raise data.val_size)")
+        raise FactoryError("the parity check got no images; set export.parity_images >= 1 and keep a validation split")
     module = module.eval().cpu().float()
     session = ort_session(path)
     worst, agree = 0.0, 0

@@ -7,6 +7,7 @@ export.json with what was done (parity figures, file sizes, TensorRT status or w
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,7 @@ def _engine(
     try:
         if t.fp16 and trt_export.tensorrt_major() >= 11:
             fp16_path = onnx_path.with_suffix(".fp16.onnx")
-            export_onnx(module, fp16_path, resolution, settings.opset, settings.dynamic_batch, half=True)
-            module.to(device="cpu", dtype=torch.float32)
+            export_onnx(copy.deepcopy(module), fp16_path, resolution, settings.opset, settings.dynamic_batch, half=True)
         return trt_export.build_engine(
             onnx_path, onnx_path.with_suffix(".engine"), profile, timing_cache, fp16_onnx_path=fp16_path
         )

@@ -130,14 +130,16 @@ def build_engine(
     config.add_optimization_profile(opt_profile)
     cache_file = Path(timing_cache) if timing_cache else None
     cache = config.create_timing_cache(cache_file.read_bytes() if cache_file and cache_file.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):  # made by another GPU or TensorRT version
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {source}")
     engine_path = Path(engine_path)
     write_bytes_atomic(engine_path, bytes(serialized))
-    if cache_file is not None:
-        write_bytes_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
+    final_cache = config.get_timing_cache()
+    if cache_file is not None and final_cache is not None:
+        write_bytes_atomic(cache_file, bytes(final_cache.serialize()))
     record = {
         "status": "built",
         "engine": engine_path.name,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-from factory.export_run import export_done, read_run_recipe, run_picks
+from factory.export_run import export_done, file_sha256, read_run_recipe, run_picks
 from factory.io import write_json_atomic
 
 
@@ -38,25 +38,44 @@ def bench_run(run_dir: str | Path, force: bool = False, progress: bool = True) -
 
     run = Path(run_dir)
     settings = read_run_recipe(run).benchmark
+    if not settings.batch_sizes or min(settings.batch_sizes) < 1:
+        raise FactoryError("benchmark.batch_sizes must list positive batch sizes, e.g. [1, 32]; fix the recipe")
     records: dict[str, dict[str, Any]] = {}
+    engine_reason: str | None = None
     for entry in run_picks(run):
         folder = run / "picks" / entry["id"]
         if not export_done(folder):
             raise FactoryError(f"pick {entry['id']} is not exported yet; run `factory export --run {run}`")
         for model, runtime in models_of(folder):
             out = bench_path(model)
+            digest = file_sha256(model)
             if out.is_file() and not force:
-                records[str(model.relative_to(run))] = json.loads(out.read_text())
-                continue
-            record = bench_model(
-                model,
-                runtime,
-                settings.batch_sizes,
-                settings.warmup,
-                settings.iterations,
-                settings.duration_s,
-                settings.threads,
-            )
+                previous = json.loads(out.read_text())
+                if previous.get("model_sha256") == digest:
+                    records[str(model.relative_to(run))] = previous
+                    continue
+            if runtime == "tensorrt":
+                from exporters.tensorrt import unavailable_reason
+
+                engine_reason = engine_reason or unavailable_reason()
+                if engine_reason:
+                    if progress:
+                        print(f"{model.relative_to(run)}: not timed here ({engine_reason})", flush=True)
+                    continue
+            try:
+                record = bench_model(
+                    model,
+                    runtime,
+                    settings.batch_sizes,
+                    settings.warmup,
+                    settings.iterations,
+                    settings.duration_s,
+                    settings.threads,
+                )
+            except Exception as exc:  # runtimes raise their own exception types
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise FactoryError(f"cannot benchmark {model} with {runtime}: {reason}") from None
+            record["model_sha256"] = digest
             write_json_atomic(out, record)
             records[str(model.relative_to(run))] = record
             if progress:

@@ -28,7 +28,7 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted; rerun the same command with --resume to continue", err=True)
+            click.echo("interrupted; rerun the same command (with --resume for train and build) to continue", err=True)
             sys.exit(130)
 
     return wrapper
@@ -245,10 +245,14 @@ def bench_command(
     from benchmarks.latency import bench_model
     from factory.io import write_json_atomic
 
+    if path.suffix == ".engine" and runtime == "onnxruntime":
+        runtime = "tensorrt"
+    sizes = _batch_sizes(batch)
     try:
-        record = bench_model(path, runtime, _batch_sizes(batch), warmup, iterations, duration, threads, provider)
-    except (ImportError, RuntimeError, ValueError) as exc:
-        raise FactoryError(f"cannot benchmark {path} with {runtime}: {str(exc).splitlines()[0]}") from None
+        record = bench_model(path, runtime, sizes, warmup, iterations, duration, threads, provider)
+    except Exception as exc:  # runtimes raise their own types (onnxruntime's InvalidProtobuf, ...)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FactoryError(f"cannot benchmark {path} with {runtime}: {reason}") from None
     out = Path(out_path) if out_path else path.with_name(path.name + ".bench.json")
     write_json_atomic(out, record)
     runtime_line = f"{record['runtime']} {record['runtime_version']}, {record['provider']}"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe, load_recipe
+
+if TYPE_CHECKING:
+    import torch
 
 
 def run_picks(run: Path) -> list[dict[str, Any]]:
@@ -36,15 +37,24 @@ def read_run_recipe(run: Path) -> Recipe:
     return load_recipe(path)
 
 
+def file_sha256(path: Path) -> str:
+    """Content hash, so a result is reused only for the exact file it was made from."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def export_done(folder: Path) -> bool:
-    """True when folder/export.json exists and every ONNX file it names is there."""
+    """True when folder/export.json exists, was made from the current model.pt, and every ONNX file is there."""
     path = folder / "export.json"
     if not path.is_file():
         return False
     try:
         record = json.loads(path.read_text())
+        if record.get("model_sha256") != file_sha256(folder / "model.pt"):
+            return False
         return all((folder / g["onnx"]).is_file() for g in record["graphs"])
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (json.JSONDecodeError, KeyError, TypeError, OSError):
         return False
 
 
@@ -54,6 +64,10 @@ def parity_inputs(recipe: Recipe, splits: Any, resolution: int) -> torch.Tensor:
     from factory.data import normalize, resize_batch
 
     split = splits.val if len(splits.val) else splits.test
+    if recipe.export.parity_images < 1 or not len(split):
+        raise FactoryError(
+            "the parity check needs images: set export.parity_images >= 1 and keep a validation or test split"
+        )
     images = split.images[: recipe.export.parity_images]
     return resize_batch(normalize(images, recipe.data.mean, recipe.data.std), resolution).contiguous()
 
@@ -92,6 +106,7 @@ def export_run(run_dir: str | Path, progress: bool = True) -> list[dict[str, Any
             timing_cache=run / "picks" / "tensorrt.cache",
         )
         record["id"] = entry["id"]
+        record["model_sha256"] = file_sha256(folder / "model.pt")
         metrics = json.loads(metrics_path.read_text())
         metrics["export"] = {
             g["name"]: {"onnx": g["onnx"], "bytes": g["bytes"], "parity": g["parity"], "tensorrt": g["tensorrt"]}

@@ -87,6 +87,12 @@ def prepare_run_folder(request: BuildRequest) -> dict[str, Any]:
         return state
     ensure_writable(out.parent if out.parent != Path("") else Path("."))
     if exists and request.force:
+        if not ((out / "build.json").is_file() or (out / "run.json").is_file()):
+            raise FactoryError(f"{out} is not a run folder (no build.json or run.json); --force only replaces runs")
+        if request.supernet is not None and out.resolve() in request.supernet.resolve().parents:
+            raise FactoryError(
+                f"--supernet {request.supernet} lies inside {out}, which --force would delete; copy it out"
+            )
         shutil.rmtree(out)
     ensure_writable(out)
     state = {"format": BUILD_FORMAT, "request": request.identity(), "stages": {}}
@@ -113,7 +119,11 @@ def _stage_train(request: BuildRequest) -> dict[str, Any]:
         from factory.runinfo import record_run
 
         record_run(
-            request.out, request.recipe, request.device, seed=request.recipe.train.seed, reused=str(request.supernet)
+            request.out,
+            request.recipe,
+            request.device_used,
+            seed=request.recipe.train.seed,
+            reused=str(request.supernet),
         )
         return {"reused": str(request.supernet)}
     if final.is_file() and (request.out / "supernet" / "metrics.json").is_file():

@@ -20,7 +20,7 @@ def _read(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise FactoryError(f"{path} not found; the stage that writes it has not run") from None
     except json.JSONDecodeError:
-        raise FactoryError(f"{path} is corrupt; rerun the stage that writes it with --force") from None
+        raise FactoryError(f"{path} is corrupt; delete it and rerun the stage that writes it") from None
 
 
 def main_graph(export: dict[str, Any], exit_: int) -> dict[str, Any]:
@@ -86,11 +86,14 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
     index = _read(run / "picks" / "picks.json")
     search = _read(run / "search" / "result.json")
     budget = index.get("budget") or {}
+    from factory.export_run import read_run_recipe
+
+    recipe = read_run_recipe(run)
     return {
         "format": SUMMARY_FORMAT,
         "budget": {"params": budget.get("params"), "macs": budget.get("macs")},
-        "recipe": info.get("recipe", ""),
-        "dataset": info.get("dataset", ""),
+        "recipe": info.get("recipe", recipe.name),
+        "dataset": recipe.data.dataset,
         "device": info.get("device", ""),
         "seed": info.get("seed"),
         "versions": info.get("versions", {}),

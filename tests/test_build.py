@@ -64,6 +64,33 @@ def test_summary_matches_its_schema(finished):
     assert set(json.loads((out / "build.json").read_text())["stages"]) == set(STAGES)
 
 
+def test_report_renders(finished):
+    from html.parser import HTMLParser
+
+    out, summary = finished
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags: list[str] = []
+            self.images: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+
+    parser = Collect()
+    parser.feed((out / "report.html").read_text())
+    parser.close()
+    assert parser.tags.count("table") == 1 + len(summary["picks"])
+    assert parser.images and parser.images[0].startswith("data:image/png;base64,")
+    png = (out / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    markdown = (out / "report.md").read_text()
+    assert all(p["id"] in markdown for p in summary["picks"]) and "![pareto](pareto.png)" in markdown
+
+
 def test_every_pick_meets_the_budget_by_fvcore(finished):
     out, summary = finished
     for pick in summary["picks"]:
@@ -187,6 +214,7 @@ def test_existing_folder_needs_resume_or_force(recipe_file, tmp_path):
     (out / "keep.txt").write_text("mine")
     assert_one_line_error(*cli("build", "--recipe", recipe_file, "--out", str(out)), "--resume", "--force")
     assert_one_line_error(*cli("build", "--recipe", recipe_file, "--out", str(out), "--resume"), "build.json")
+    assert_one_line_error(*cli("build", "--recipe", recipe_file, "--out", str(out), "--force"), "not a run folder")
     assert (out / "keep.txt").read_text() == "mine"
 
 

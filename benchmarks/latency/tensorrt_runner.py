@@ -41,8 +41,11 @@ class TensorRTRunner:
         torch = self.torch
         shape = (batch, *self.input_shape[1:])
         name = self.inputs[0]
-        self.context.set_input_shape(name, shape)
+        if not self.context.set_input_shape(name, shape):
+            low, _, high = self.engine.get_tensor_profile_shape(name, 0)
+            raise RuntimeError(f"batch {batch} is outside the engine's profile [{low[0]}, {high[0]}]")
         x = torch.randn(*shape, device="cuda").to(self._dtype(name))
+        self.stream.wait_stream(torch.cuda.current_stream())
         buffers = [x]
         self.context.set_tensor_address(name, x.data_ptr())
         for out in self.outputs:
@@ -52,7 +55,8 @@ class TensorRTRunner:
         context, stream = self.context, self.stream
 
         def run():
-            context.execute_async_v3(stream.cuda_stream)
+            if not context.execute_async_v3(stream.cuda_stream):
+                raise RuntimeError("TensorRT failed to enqueue the engine")
             return buffers
 
         return run
@@ -68,6 +72,6 @@ class TensorRTRunner:
             "provider": torch.cuda.get_device_name(),
             "precision": str(self.engine.get_tensor_dtype(self.inputs[0])),
             "threads": None,
-            "input": {"name": self.inputs[0], "shape": self.input_shape},
+            "input": {"name": self.inputs[0], "shape": [None if d < 0 else d for d in self.input_shape]},
             "cuda": torch.version.cuda,
         }
