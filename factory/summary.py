@@ -35,23 +35,18 @@ def bench_of(folder: Path, model: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def batch_result(record: dict[str, Any] | None, batch: int = 1) -> dict[str, Any] | None:
-    if not record:
-        return None
-    return next((r for r in record["results"] if r["batch"] == batch), None)
-
-
 def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """One pick's line of the summary: accuracy before/after, fvcore counts, files, parity, latency."""
+    from benchmarks.latency import result_at
     from exporters.tensorrt import describe
 
     folder = run / "picks" / entry["id"]
     metrics = _read(folder / "metrics.json")
     export = _read(folder / "export.json")
     graph = main_graph(export, metrics["exit"])
-    ort = batch_result(bench_of(folder, graph["onnx"]))
+    ort = result_at(bench_of(folder, graph["onnx"]) or {}, 1)
     engine = graph.get("tensorrt", {})
-    trt = batch_result(bench_of(folder, engine["engine"])) if engine.get("status") == "built" else None
+    trt = result_at(bench_of(folder, engine["engine"]) or {}, 1) if engine.get("status") == "built" else None
     deployed = metrics["fvcore"]["deployed"]
     return {
         "id": entry["id"],

@@ -8,21 +8,14 @@ from factory.recipe import Recipe, recipe_from_dict, save_recipe
 from factory.space import SpaceSpec, largest_config, smallest_config
 from factory.space.counting import count_params
 
-from .train_helpers import TINY_SPACE
+from .train_helpers import TINY_DATA, TINY_SPACE
 
 
 def tiny_build_recipe() -> Recipe:
     return recipe_from_dict(
         {
             "name": "tiny-build",
-            "data": {
-                "dataset": "digits",
-                "image_size": 24,
-                "crop_padding": 2,
-                "flip": False,
-                "mean": [0.5, 0.5, 0.5],
-                "std": [0.5, 0.5, 0.5],
-            },
+            "data": dict(TINY_DATA),
             "space": {"kind": "ee-dense", **TINY_SPACE},
             "train": {
                 "batch_size": 64,

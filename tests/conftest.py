@@ -3,6 +3,17 @@
 import pytest
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks: intra-op threads only add overhead (and thrash when other jobs share the cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     patcher = pytest.MonkeyPatch()

@@ -218,70 +218,44 @@ def test_existing_folder_needs_resume_or_force(recipe_file, tmp_path):
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def _started_build(tmp_path: Path, recipe_file: str) -> Path:
+def _started_build(tmp_path: Path) -> Path:
+    """A build that stopped after its data stage, as an interrupted one would."""
     out = tmp_path / "r"
-    request = BuildRequest(
-        tiny_build_recipe(),
-        out,
-        budget_params=tiny_budget(),
-        device="cpu",
-        progress=False,
-        log=lambda _: None,
-        stop_after="data",
-    )
-    build(request)
+    run_build(out, stop_after="data")
     return out
 
 
-def test_resume_with_a_different_budget_or_recipe_says_what_differs(recipe_file, tmp_path):
-    out = _started_build(tmp_path, recipe_file)
-    before = (out / "build.json").read_text()
-    code, output = cli(
+def resume_args(recipe: str, budget: int, out: Path) -> list[str]:
+    return [
         "build",
         "--recipe",
-        recipe_file,
+        recipe,
         "--budget-params",
-        str(tiny_budget() - 1),
-        "--out",
-        str(out),
-        "--resume",
-        "--device",
-        "cpu",
-    )
-    assert_one_line_error(code, output, "budget.params")
-    code, output = cli(
-        "build",
-        "--recipe",
-        "digits",
-        "--budget-params",
-        str(tiny_budget()),
-        "--out",
-        str(out),
-        "--resume",
-        "--device",
-        "cpu",
-    )
-    assert_one_line_error(code, output, "recipe.")
-    assert (out / "build.json").read_text() == before
-
-
-def test_corrupt_checkpoint_and_state_file(recipe_file, tmp_path):
-    out = _started_build(tmp_path, recipe_file)
-    checkpoint = out / "supernet" / "checkpoint.pt"
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_bytes(b"garbage")
-    args = [
-        "build",
-        "--recipe",
-        recipe_file,
-        "--budget-params",
-        str(tiny_budget()),
+        str(budget),
         "--out",
         str(out),
         "--resume",
         "--device",
         "cpu",
     ]
+
+
+def test_resume_with_a_different_budget_or_recipe_says_what_differs(recipe_file, tmp_path):
+    out = _started_build(tmp_path)
+    before = (out / "build.json").read_text()
+    code, output = cli(*resume_args(recipe_file, tiny_budget() - 1, out))
+    assert_one_line_error(code, output, "budget.params")
+    code, output = cli(*resume_args("digits", tiny_budget(), out))
+    assert_one_line_error(code, output, "recipe.")
+    assert (out / "build.json").read_text() == before
+
+
+def test_corrupt_checkpoint_and_state_file(recipe_file, tmp_path):
+    out = _started_build(tmp_path)
+    checkpoint = out / "supernet" / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"garbage")
+    args = resume_args(recipe_file, tiny_budget(), out)
     code, output = cli(*args)
     assert_one_line_error(code, output, "checkpoint")
     assert checkpoint.read_bytes() == b"garbage"

@@ -15,12 +15,7 @@ from factory.space import KINDS, SpaceSpec, largest_config
 SPACE = {"resolutions": (24,), "stem_channels": 8, "first_block_channels": 8, "stage_channels": (8, 8, 16, 16, 16)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @torch.no_grad()

@@ -12,14 +12,7 @@ from factory.nn import StaticNetwork, stage_forward
 from factory.space import KINDS, BlockConfig, SpaceSpec, SubnetConfig, largest_config, smallest_config
 from factory.space.counting import count_macs, count_params
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: intra-op threads only add overhead (and thrash when other jobs share the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_spec(kind: str, **overrides) -> SpaceSpec:

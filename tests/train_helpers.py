@@ -15,6 +15,16 @@ TINY_SPACE = {
 }
 
 
+TINY_DATA = {
+    "dataset": "digits",
+    "image_size": 24,
+    "crop_padding": 2,
+    "flip": False,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+}
+
+
 def tiny_recipe(kind: str = "ee-dense", **train):
     settings = {
         "batch_size": 32,
@@ -31,14 +41,7 @@ def tiny_recipe(kind: str = "ee-dense", **train):
     return recipe_from_dict(
         {
             "name": "tiny",
-            "data": {
-                "dataset": "digits",
-                "image_size": 24,
-                "crop_padding": 2,
-                "flip": False,
-                "mean": [0.5, 0.5, 0.5],
-                "std": [0.5, 0.5, 0.5],
-            },
+            "data": dict(TINY_DATA),
             "space": {"kind": kind, **TINY_SPACE},
             "train": settings,
         }

@@ -19,13 +19,9 @@ from factory.io import write_text_atomic
 
 def read_archive(run: Path) -> list[dict[str, Any]]:
     """Every evaluated sub-network of the search (the latest evaluation of each config)."""
-    latest: dict[str, dict[str, Any]] = {}
-    path = run / "search" / "archive.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                latest[json.dumps(record["config"], sort_keys=True)] = record
+    from factory.search.state import SearchFiles
+
+    latest = {json.dumps(r["config"], sort_keys=True): r for r in SearchFiles(run / "search").read_log()}
     return list(latest.values())
 
 
