@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from factory.nn.depthwise import depthwise_conv2d
+
 
 def _centre(size: int, target: int) -> slice:
     start = (size - target) // 2
@@ -71,5 +73,4 @@ class ElasticDepthwiseConv(nn.Module):
         return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels = x.shape[1]
-        return F.conv2d(x, self.active_filter(channels), None, self.stride, self.kernel // 2, 1, channels)
+        return depthwise_conv2d(x, self.active_filter(x.shape[1]), self.stride)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from factory.errors import FactoryError
+from factory.nn.depthwise import DepthwiseConv2d
 from factory.space.counting import mbconv_mid_channels, se_channels
 
 ACTIVATIONS: dict[str, tuple[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]]] = {
@@ -43,7 +44,10 @@ class ConvBNAct(nn.Sequential):
         self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: str | None = None
     ) -> None:
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["conv"] = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False)
+        if groups > 1 and groups == cin == cout:
+            layers["conv"] = DepthwiseConv2d(cin, kernel, stride)
+        else:
+            layers["conv"] = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False)
         layers["bn"] = nn.BatchNorm2d(cout)
         if act is not None:
             layers["act"] = make_activation(act)

@@ -1,0 +1,52 @@
+"""Depthwise 'same' convolution that trains fast on CPU at the small feature maps of 32x32 inputs.
+
+At 32x32 the deep stages of a MobileNetV3 see 4x4, 2x2 and 1x1 maps, smaller than their 5x5 and 7x7
+kernels. Two facts make that slow to train on CPU and how to fix it exactly:
+- A tap further than (size - 1) from the centre only ever multiplies padding, so cropping it off (and
+  shrinking the padding by as much) gives the same output and the same gradients; the cropped taps get
+  the zero gradient they would get anyway. A 7x7 kernel on a 1x1 map becomes a per-channel scale.
+- oneDNN's weight gradient is 3-10x slower when the kernel is larger than the unpadded input; padding
+  the input explicitly and convolving without padding computes the same thing on its fast path.
+Measured on 2 cores, batch 128, forward + backward: 480ch 1x1 k7 81 -> 1.3 ms, 240ch 2x2 k7 39 -> 2.5 ms,
+144ch 4x4 k7 37 -> 11 ms; 8x8 and larger maps keep the plain convolution, which is fastest there.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _crop(kernel: int, size: int) -> int:
+    """How many taps to drop from each side of a 'same'-padded kernel on a `size`-long input."""
+    return max(0, kernel // 2 - size + 1)
+
+
+def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """F.conv2d(x, weight, None, stride, k // 2, 1, channels) for an odd (channels, 1, k, k) weight, faster."""
+    kernel, (height, width) = weight.shape[-1], x.shape[-2:]
+    crop_h, crop_w = _crop(kernel, height), _crop(kernel, width)
+    if crop_h or crop_w:
+        weight = weight[:, :, crop_h : kernel - crop_h, crop_w : kernel - crop_w]
+    kh, kw = weight.shape[-2:]
+    pad_h, pad_w = kh // 2, kw // 2
+    if kh > height or kw > width:
+        return F.conv2d(F.pad(x, (pad_w, pad_w, pad_h, pad_h)), weight, None, stride, 0, 1, x.shape[1])
+    return F.conv2d(x, weight, None, stride, (pad_h, pad_w), 1, x.shape[1])
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """A depthwise nn.Conv2d that trains through `depthwise_conv2d`.
+
+    Inference (eval mode) keeps the plain convolution, so exported graphs and fvcore's MAC counts are
+    those of the network as specified.
+    """
+
+    def __init__(self, channels: int, kernel: int, stride: int) -> None:
+        super().__init__(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return depthwise_conv2d(x, self.weight, self.stride[0])
+        return super().forward(x)
