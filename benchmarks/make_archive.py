@@ -32,6 +32,7 @@ from factory.train.trainer import load_supernets
 
 FORMAT = "factory-archive/1"
 DEFAULT_ARCHIVE = Path(__file__).resolve().parent / "data" / "digits_archive.jsonl"
+CIFAR10_ARCHIVE = DEFAULT_ARCHIVE.with_name("cifar10_archive.jsonl")  # the predictor benchmark's default
 
 
 def load_archive(path: str | Path = DEFAULT_ARCHIVE) -> tuple[Encoding, np.ndarray, np.ndarray, dict[str, Any]]:

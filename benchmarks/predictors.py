@@ -1,7 +1,7 @@
 """The paper's predictor comparison (Fig. 3-5) on a real archive of evaluated sub-networks.
 
-    python -m benchmarks.predictors --json                       # the shipped digits archive
-    python -m benchmarks.predictors --archive PATH --json
+    python -m benchmarks.predictors --json                       # the shipped CIFAR-10 archive
+    python -m benchmarks.predictors --archive benchmarks/data/digits_archive.jsonl --json
 
 For every registered predictor: 10-fold cross-validation where each fold's model is fitted on 300
 networks drawn from the other folds (the paper's training-set size) and scored on the held-out fold by
@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from benchmarks.make_archive import DEFAULT_ARCHIVE, load_archive
+from benchmarks.make_archive import CIFAR10_ARCHIVE, load_archive
 from factory.search.metrics import cross_validate
 from factory.search.predictors import predictor_names
 
@@ -30,7 +30,7 @@ def _say(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archive", default=str(DEFAULT_ARCHIVE), help="archive JSONL (benchmarks.make_archive)")
+    parser.add_argument("--archive", default=str(CIFAR10_ARCHIVE), help="archive JSONL (benchmarks.make_archive)")
     parser.add_argument("--train-size", type=int, default=300)
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)

@@ -66,7 +66,7 @@ def estimate_build(
     n_train, n_val = len(splits.train), max(len(splits.val), 1)
     widths = len(recipe.space.widths)
     epoch = n_train / ips
-    elastic_epoch = epoch * (t.subnets_per_batch * SUBNET_COST + TEACHER_COST)
+    elastic_epoch = epoch * (t.subnets_per_batch * SUBNET_COST + TEACHER_COST + (1.0 if t.sandwich else 0.0))
     evaluation = (t.bn_calib_images + n_val) / (ips * INFERENCE_SPEEDUP) + EVALUATION_OVERHEAD_S
     evaluations = s.archive_size * s.init_multiplier + s.iterations * s.candidates_per_iteration
     stages = {

@@ -65,6 +65,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     grad_clip: float = 5.0
     subnets_per_batch: int = 4  # sub-networks sampled per batch, gradients accumulated
+    # Sandwich rule (BigNAS), off in the paper's recipes: the maximal network also joins every elastic batch
+    # with its warm-up objective, so a short elastic phase does not cost it accuracy.
+    sandwich: bool = False
     kd_weight: float = 1.0  # loss = kd_weight * KD + CE; teacher = width-1.2 maximal network
     aep_weighting: str = "desc"  # unif | asc | desc | mix: exit weights of early-exit maximal networks
     ens_kd: bool = True  # early-exit kinds: teacher = weighted ensemble of all its exits

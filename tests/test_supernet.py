@@ -191,3 +191,36 @@ def test_sample_active_is_seeded() -> None:
     a = [net.sample_active(np.random.default_rng(7)) for _ in range(2)]
     assert a[0] == a[1] == net.active_config
     assert all(b is None or b.branches in range(1, 8) for b in a[0].blocks)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_sort_channels_keeps_the_maximal_network_and_orders_importance(kind: str) -> None:
+    spec = tiny_spec(kind)
+    torch.manual_seed(0)
+    net = OFASupernet(spec, 1.0)
+    randomise(net, seed=4)
+    net.double()  # a permutation changes float32 summation order; float64 shows it is exact
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    net.set_max()
+    small = smallest_config(spec, width=1.0, resolution=32)
+    with torch.inference_mode():
+        before = as_list(net(x))
+        net.set_active(small)
+        small_before = net(x)
+    net.sort_channels()
+    with torch.inference_mode():
+        net.set_max()
+        after = as_list(net(x))
+        net.set_active(small)
+        small_after = net(x)
+    for y, z in zip(before, after, strict=True):
+        torch.testing.assert_close(y, z, atol=1e-10, rtol=1e-10)
+    assert not torch.allclose(small_before, small_after)  # smaller expands now keep other channels
+    blocks = [m for m in net.modules() if isinstance(m, ElasticMBConv)]
+    assert blocks
+    for block in blocks:
+        importance = block.project.conv.weight.abs().sum(dim=(0, 2, 3))
+        assert torch.all(importance[:-1] >= importance[1:])
+        if block.se is not None:
+            squeeze = block.se.expand.weight.abs().sum(dim=(0, 2, 3))
+            assert torch.all(squeeze[:-1] >= squeeze[1:])

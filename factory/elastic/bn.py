@@ -29,3 +29,14 @@ def elastic_batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> to
         momentum,
         bn.eps,
     )
+
+
+def permute_(tensor: torch.Tensor, order: torch.Tensor, dim: int = 0) -> None:
+    """Reorder `tensor` along `dim` in place (a parameter or buffer keeps its identity for the optimiser)."""
+    tensor.copy_(tensor.index_select(dim, order))
+
+
+def permute_bn_(bn: nn.BatchNorm2d, order: torch.Tensor) -> None:
+    """Reorder a BatchNorm's channels: affine weights and running statistics."""
+    for tensor in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+        permute_(tensor, order)

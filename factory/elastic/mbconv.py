@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factory.elastic.bn import elastic_batch_norm
+from factory.elastic.bn import elastic_batch_norm, permute_, permute_bn_
 from factory.elastic.kernel import ElasticDepthwiseConv
 from factory.elastic.state import bn_state, prefixed
 from factory.nn.layers import activation_fn
@@ -31,6 +31,14 @@ class ElasticSE(nn.Module):
         s = F.relu(F.conv2d(s, self.reduce.weight[:reduced, :mid], self.reduce.bias[:reduced]))
         s = F.hardsigmoid(F.conv2d(s, self.expand.weight[:mid, :reduced], self.expand.bias[:mid]))
         return x * s
+
+    @torch.no_grad()
+    def sort_reduced(self) -> None:
+        """Order the squeeze channels by importance (L1 norm of their expand weights), most important first."""
+        order = self.expand.weight.abs().sum(dim=(0, 2, 3)).argsort(descending=True, stable=True)
+        permute_(self.reduce.weight, order)
+        permute_(self.reduce.bias, order)
+        permute_(self.expand.weight, order, dim=1)
 
     def active_state(self, mid: int, reduced: int) -> dict[str, torch.Tensor]:
         return {
@@ -100,6 +108,24 @@ class ElasticMBConv(nn.Module):
             h = self.se(h, self.reduced)
         h = self.project.bn(F.conv2d(h, self.project.conv.weight[:, :mid]))
         return h + x if self.residual else h
+
+    @torch.no_grad()
+    def sort_channels(self) -> None:
+        """OFA's channel re-organisation before elastic training: order the mid channels by importance (L1
+        norm of their project-conv weights), so every smaller expand ratio keeps the most important ones
+        instead of an arbitrary prefix. A permutation, so the largest block computes the same function."""
+        if self.se is not None:
+            self.se.sort_reduced()
+        order = self.project.conv.weight.abs().sum(dim=(0, 2, 3)).argsort(descending=True, stable=True)
+        permute_(self.expand.conv.weight, order)
+        permute_bn_(self.expand.bn, order)
+        permute_(self.depthwise.conv.weight, order)
+        permute_bn_(self.depthwise.bn, order)
+        if self.se is not None:
+            permute_(self.se.reduce.weight, order, dim=1)
+            permute_(self.se.expand.weight, order)
+            permute_(self.se.expand.bias, order)
+        permute_(self.project.conv.weight, order, dim=1)
 
     @torch.no_grad()
     def active_state(self) -> dict[str, torch.Tensor]:

@@ -107,6 +107,13 @@ class OFASupernet(nn.Module):
         """Activate the maximal network, with every exit of the kind (five for early-exit kinds)."""
         self.set_active(largest_config(self.spec, self.width), exits=self.spec.exits())
 
+    @torch.no_grad()
+    def sort_channels(self) -> None:
+        """Re-organise every elastic MBConv's mid channels by importance (see ElasticMBConv.sort_channels)."""
+        for module in self.modules():
+            if isinstance(module, ElasticMBConv):
+                module.sort_channels()
+
     def sample_active(self, rng: np.random.Generator) -> SubnetConfig:
         """Activate and return a uniform sample: depth per stage, then kernel/expand/mask per block, exit."""
         spec, blocks = self.spec, []

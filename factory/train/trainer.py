@@ -3,10 +3,12 @@
 Phases, in order (each width is its own super-network with its own optimiser):
   1. warm-up of each width's maximal network; early-exit kinds train all exits with AEP;
   2. elastic training of each width: every elastic value available from the start (the last phase of
-     OFAv2's Extended Progressive Shrinking); each batch samples `subnets_per_batch` single-exit
-     sub-networks (depth-uniform, exit sampled) whose losses are summed into one backward pass; the
-     teacher is the frozen width-max maximal network after its warm-up, with ENS-KD (the AEP ensemble
-     of all its exits) for early-exit kinds.
+     OFAv2's Extended Progressive Shrinking), after OFA's channel re-organisation (mid channels sorted
+     by importance, so smaller expand ratios keep the most important ones); each batch samples
+     `subnets_per_batch` single-exit sub-networks (depth-uniform, exit sampled) whose losses are summed
+     into one backward pass (with the recipe's `sandwich`, the maximal network joins each batch with its
+     warm-up objective); the teacher is the frozen width-max maximal network after its warm-up, with
+     ENS-KD (the AEP ensemble of all its exits) for early-exit kinds.
 
 Every source of randomness is derived from (seed, phase, epoch), so an interrupted run resumed from its
 last checkpoint ends with exactly the weights an uninterrupted run would have.
@@ -216,6 +218,8 @@ class SupernetTrainer:
         for phase_index in range(self.start_phase, len(self.phases)):
             phase = self.phases[phase_index]
             if phase.kind == "elastic" and self.teacher is None:
+                for supernet in self.supernets.values():
+                    supernet.sort_channels()
                 self.teacher = self._make_teacher()
             net = self.supernets[phase.width]
             model: nn.Module = ElasticObjective(net, self.layout)
@@ -264,7 +268,11 @@ class SupernetTrainer:
             return [config], [None], [[1.0]]
         sampled = self.config_sampler(k, rng) if self.config_sampler else sample_configs(self.encoding, k, rng)
         configs = [SubnetConfig(c.resolution, phase.width, c.exit, c.blocks) for c in sampled]
-        return configs, [None] * k, [[1.0]] * k
+        targets = configs, [None] * k, [[1.0]] * k
+        if not t.sandwich:
+            return targets
+        maximal = self._phase_targets(Phase("warmup", phase.width, phase.epochs, phase.lr), rng, 1)
+        return tuple(m + s for m, s in zip(maximal, targets, strict=True))
 
     @torch.no_grad()
     def _teacher_probs(self, images: torch.Tensor, resolutions: set[int]) -> dict[int, torch.Tensor | None]:
