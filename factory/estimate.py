@@ -21,6 +21,7 @@ from factory.recipe import Recipe
 INFERENCE_SPEEDUP = 4.0
 SUBNET_COST = 0.3
 TEACHER_COST = 0.35
+SANDWICH_COST = 1.0  # the maximal network's own step in every elastic batch (train.sandwich)
 EVALUATION_OVERHEAD_S = 0.2
 PICK_FINETUNE_COST = 0.375
 
@@ -66,7 +67,7 @@ def estimate_build(
     n_train, n_val = len(splits.train), max(len(splits.val), 1)
     widths = len(recipe.space.widths)
     epoch = n_train / ips
-    elastic_epoch = epoch * (t.subnets_per_batch * SUBNET_COST + TEACHER_COST + (1.0 if t.sandwich else 0.0))
+    elastic_epoch = epoch * (t.subnets_per_batch * SUBNET_COST + TEACHER_COST + SANDWICH_COST * t.sandwich)
     evaluation = (t.bn_calib_images + n_val) / (ips * INFERENCE_SPEEDUP) + EVALUATION_OVERHEAD_S
     evaluations = s.archive_size * s.init_multiplier + s.iterations * s.candidates_per_iteration
     stages = {

@@ -54,16 +54,22 @@ def randomise(net: OFASupernet, seed: int) -> None:
     net.eval()
 
 
+def random_supernet(kind: str, seed: int) -> tuple[SpaceSpec, OFASupernet]:
+    """A tiny super-network of `kind` (seeded init) with randomised BN, biases and kernel transforms."""
+    spec = tiny_spec(kind)
+    torch.manual_seed(0)
+    net = OFASupernet(spec, 1.0)
+    randomise(net, seed=seed)
+    return spec, net
+
+
 def as_list(y: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
     return y if isinstance(y, list) else [y]
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_extracted_equals_supernet(kind: str) -> None:
-    spec = tiny_spec(kind)
-    torch.manual_seed(0)
-    net = OFASupernet(spec, 1.0)
-    randomise(net, seed=1)
+    spec, net = random_supernet(kind, seed=1)
     rng = np.random.default_rng(2)
     worst, scale = 0.0, 0.0
     with torch.inference_mode():
@@ -195,10 +201,7 @@ def test_sample_active_is_seeded() -> None:
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_sort_channels_keeps_the_maximal_network_and_orders_importance(kind: str) -> None:
-    spec = tiny_spec(kind)
-    torch.manual_seed(0)
-    net = OFASupernet(spec, 1.0)
-    randomise(net, seed=4)
+    spec, net = random_supernet(kind, seed=4)
     net.double()  # a permutation changes float32 summation order; float64 shows it is exact
     x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
     net.set_max()

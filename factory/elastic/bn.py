@@ -31,6 +31,12 @@ def elastic_batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> to
     )
 
 
+def importance_order(weight: torch.Tensor, dim: int) -> torch.Tensor:
+    """Channel indices along `dim` of a conv weight, by descending L1 norm (OFA's importance), ties stable."""
+    other = tuple(d for d in range(weight.dim()) if d != dim)
+    return weight.abs().sum(dim=other).argsort(descending=True, stable=True)
+
+
 def permute_(tensor: torch.Tensor, order: torch.Tensor, dim: int = 0) -> None:
     """Reorder `tensor` along `dim` in place (a parameter or buffer keeps its identity for the optimiser)."""
     tensor.copy_(tensor.index_select(dim, order))

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factory.elastic.bn import elastic_batch_norm, permute_, permute_bn_
+from factory.elastic.bn import elastic_batch_norm, importance_order, permute_, permute_bn_
 from factory.elastic.kernel import ElasticDepthwiseConv
 from factory.elastic.state import bn_state, prefixed
 from factory.nn.layers import activation_fn
@@ -33,12 +33,16 @@ class ElasticSE(nn.Module):
         return x * s
 
     @torch.no_grad()
-    def sort_reduced(self) -> None:
-        """Order the squeeze channels by importance (L1 norm of their expand weights), most important first."""
-        order = self.expand.weight.abs().sum(dim=(0, 2, 3)).argsort(descending=True, stable=True)
-        permute_(self.reduce.weight, order)
-        permute_(self.reduce.bias, order)
-        permute_(self.expand.weight, order, dim=1)
+    def reorder(self, mid_order: torch.Tensor) -> None:
+        """Follow the block's new mid-channel order, and sort the squeeze channels by importance (L1 norm of
+        their expand weights); both permutations leave the full SE's function unchanged."""
+        squeeze = importance_order(self.expand.weight, dim=1)
+        permute_(self.reduce.weight, squeeze)
+        permute_(self.reduce.bias, squeeze)
+        permute_(self.reduce.weight, mid_order, dim=1)
+        permute_(self.expand.weight, squeeze, dim=1)
+        permute_(self.expand.weight, mid_order)
+        permute_(self.expand.bias, mid_order)
 
     def active_state(self, mid: int, reduced: int) -> dict[str, torch.Tensor]:
         return {
@@ -114,17 +118,13 @@ class ElasticMBConv(nn.Module):
         """OFA's channel re-organisation before elastic training: order the mid channels by importance (L1
         norm of their project-conv weights), so every smaller expand ratio keeps the most important ones
         instead of an arbitrary prefix. A permutation, so the largest block computes the same function."""
-        if self.se is not None:
-            self.se.sort_reduced()
-        order = self.project.conv.weight.abs().sum(dim=(0, 2, 3)).argsort(descending=True, stable=True)
+        order = importance_order(self.project.conv.weight, dim=1)
         permute_(self.expand.conv.weight, order)
         permute_bn_(self.expand.bn, order)
         permute_(self.depthwise.conv.weight, order)
         permute_bn_(self.depthwise.bn, order)
         if self.se is not None:
-            permute_(self.se.reduce.weight, order, dim=1)
-            permute_(self.se.expand.weight, order)
-            permute_(self.se.expand.bias, order)
+            self.se.reorder(order)
         permute_(self.project.conv.weight, order, dim=1)
 
     @torch.no_grad()

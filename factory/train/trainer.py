@@ -257,22 +257,24 @@ class SupernetTrainer:
         cleanup(self.info)
         return metrics
 
+    def _maximal_targets(self, width: float):
+        """The warm-up step's targets: the maximal network, all exits with AEP for early-exit kinds."""
+        config = largest_config(self.spec, width=width, resolution=max(self.spec.resolutions))
+        if self.spec.early_exit:
+            exits = tuple(self.spec.exits())
+            return [config], [exits], [aep_weights(self.recipe.train.aep_weighting, len(exits))[0]]
+        return [config], [None], [[1.0]]
+
     def _phase_targets(self, phase: Phase, rng: np.random.Generator, k: int):
         """Configs, exit sets and loss weights of one step."""
-        t = self.recipe.train
         if phase.kind == "warmup":
-            config = largest_config(self.spec, width=phase.width, resolution=max(self.spec.resolutions))
-            if self.spec.early_exit:
-                exits = tuple(self.spec.exits())
-                return [config], [exits], [aep_weights(t.aep_weighting, len(exits))[0]]
-            return [config], [None], [[1.0]]
+            return self._maximal_targets(phase.width)
         sampled = self.config_sampler(k, rng) if self.config_sampler else sample_configs(self.encoding, k, rng)
         configs = [SubnetConfig(c.resolution, phase.width, c.exit, c.blocks) for c in sampled]
         targets = configs, [None] * k, [[1.0]] * k
-        if not t.sandwich:
+        if not self.recipe.train.sandwich:
             return targets
-        maximal = self._phase_targets(Phase("warmup", phase.width, phase.epochs, phase.lr), rng, 1)
-        return tuple(m + s for m, s in zip(maximal, targets, strict=True))
+        return tuple(m + s for m, s in zip(self._maximal_targets(phase.width), targets, strict=True))
 
     @torch.no_grad()
     def _teacher_probs(self, images: torch.Tensor, resolutions: set[int]) -> dict[int, torch.Tensor | None]:
