@@ -68,6 +68,7 @@ class TrainConfig:
     # Sandwich rule (BigNAS), off in the paper's recipes: the maximal network also joins every elastic batch
     # with its warm-up objective, so a short elastic phase does not cost it accuracy.
     sandwich: bool = False
+    sandwich_share: float = 0.0  # the maximal network's share of each sandwich step's loss; 0 = 1/(k+1)
     kd_weight: float = 1.0  # loss = kd_weight * KD + CE; teacher = width-1.2 maximal network
     aep_weighting: str = "desc"  # unif | asc | desc | mix: exit weights of early-exit maximal networks
     ens_kd: bool = True  # early-exit kinds: teacher = weighted ensemble of all its exits
@@ -77,6 +78,10 @@ class TrainConfig:
     channels_last: bool = True
     amp: bool = True  # bf16 autocast on CUDA
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sandwich_share < 1.0:
+            raise FactoryError(f"train.sandwich_share: expected a number in [0, 1), got {self.sandwich_share}")
 
 
 @dataclass

@@ -48,6 +48,8 @@ def test_unknown_section(tmp_path: Path):
         ({"data": {"mean": [0.5, 0.5]}}, "data.mean"),
         ({"export": {"tensorrt": {"fp16": 1}}}, "export.tensorrt.fp16"),
         ({"search": []}, "search"),
+        ({"train": {"sandwich_share": 1.0}}, "train.sandwich_share"),
+        ({"train": {"sandwich_share": -0.1}}, "train.sandwich_share"),
     ],
 )
 def test_mistyped_keys_are_named(data, needle):

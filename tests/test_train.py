@@ -141,20 +141,26 @@ def test_adaptation_trains_only_sampled_configs(tmp_path):
     assert not nets[1.0].training
 
 
-@pytest.mark.parametrize("sandwich", [False, True])
-def test_sandwich_adds_the_maximal_network_to_every_elastic_batch(sandwich, tmp_path):
+@pytest.mark.parametrize(("sandwich", "share"), [(False, 0.0), (True, 0.0), (True, 0.7)])
+def test_sandwich_adds_the_maximal_network_to_every_elastic_batch(sandwich, share, tmp_path):
     import numpy as np
 
     from factory.space import largest_config
     from factory.train.trainer import Phase
 
-    recipe = tiny_recipe("ee-dense", sandwich=sandwich)
+    recipe = tiny_recipe("ee-dense", sandwich=sandwich, sandwich_share=share)
     trainer = SupernetTrainer(recipe, tmp_path, device="cpu", splits=tiny_splits(), progress=False)
-    configs, exits, alphas = trainer._phase_targets(Phase("elastic", 1.0, 1, 0.01), np.random.default_rng(0), 2)
+    targets = trainer._phase_targets(Phase("elastic", 1.0, 1, 0.01), np.random.default_rng(0), 2)
+    configs, exits, alphas, shares = targets
     sampled = slice(1, None) if sandwich else slice(None)
-    assert len(configs) == len(exits) == len(alphas) == 2 + sandwich
+    assert len(configs) == len(exits) == len(alphas) == len(shares) == 2 + sandwich
     assert exits[sampled] == [None, None]
+    assert sum(shares) == pytest.approx(1.0)
     if sandwich:
         assert configs[0] == largest_config(trainer.spec, width=1.0)
         assert exits[0] == trainer.spec.exits()
         assert alphas[0] == trainer._phase_targets(Phase("warmup", 1.0, 1, 0.01), None, 1)[2][0]
+        assert shares[0] == pytest.approx(share or 1 / 3)
+        assert shares[1] == shares[2] == pytest.approx((1 - shares[0]) / 2)
+    else:
+        assert shares == [0.5, 0.5]

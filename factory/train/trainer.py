@@ -5,10 +5,10 @@ Phases, in order (each width is its own super-network with its own optimiser):
   2. elastic training of each width: every elastic value available from the start (the last phase of
      OFAv2's Extended Progressive Shrinking), after OFA's channel re-organisation (mid channels sorted
      by importance, so smaller expand ratios keep the most important ones); each batch samples
-     `subnets_per_batch` single-exit sub-networks (depth-uniform, exit sampled) whose losses are summed
+     `subnets_per_batch` single-exit sub-networks (depth-uniform, exit sampled) whose losses are averaged
      into one backward pass (with the recipe's `sandwich`, the maximal network joins each batch with its
-     warm-up objective); the teacher is the frozen width-max maximal network after its warm-up, with
-     ENS-KD (the AEP ensemble of all its exits) for early-exit kinds.
+     warm-up objective and `sandwich_share` of the loss); the teacher is the frozen width-max maximal
+     network after its warm-up, with ENS-KD (the AEP ensemble of all its exits) for early-exit kinds.
 
 Every source of randomness is derived from (seed, phase, epoch), so an interrupted run resumed from its
 last checkpoint ends with exactly the weights an uninterrupted run would have.
@@ -97,10 +97,13 @@ class ElasticObjective(nn.Module):
         teacher_probs: dict[int, torch.Tensor | None],
         kd_weight: float,
         label_smoothing: float,
+        shares: list[float] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss weighted by `shares` (each config's fraction of the step, equal by default) and mean top-1."""
         total = images.new_zeros(())
         correct = images.new_zeros(())
-        for config, exit_set, alpha in zip(configs, exits, alphas, strict=True):
+        shares = shares or [1.0 / len(configs)] * len(configs)
+        for config, exit_set, alpha, share in zip(configs, exits, alphas, shares, strict=True):
             self.supernet.set_active(config, exits=exit_set)
             out = self.supernet(resize_batch(images, config.resolution).contiguous(memory_format=self.layout))
             if isinstance(out, (list, tuple)):
@@ -109,7 +112,7 @@ class ElasticObjective(nn.Module):
             else:
                 loss = distillation_loss(out, labels, teacher_probs.get(config.resolution), kd_weight, label_smoothing)
                 head = out
-            total = total + loss / len(configs)
+            total = total + share * loss
             correct = correct + (head.argmax(1) == labels).float().mean() / len(configs)
         return total, correct.detach()
 
@@ -266,15 +269,17 @@ class SupernetTrainer:
         return [config], [None], [[1.0]]
 
     def _phase_targets(self, phase: Phase, rng: np.random.Generator, k: int):
-        """Configs, exit sets and loss weights of one step."""
+        """Configs, exit sets, exit weights and each config's share of the step's loss."""
         if phase.kind == "warmup":
-            return self._maximal_targets(phase.width)
+            return (*self._maximal_targets(phase.width), [1.0])
         sampled = self.config_sampler(k, rng) if self.config_sampler else sample_configs(self.encoding, k, rng)
         configs = [SubnetConfig(c.resolution, phase.width, c.exit, c.blocks) for c in sampled]
-        targets = configs, [None] * k, [[1.0]] * k
-        if not self.recipe.train.sandwich:
-            return targets
-        return tuple(m + s for m, s in zip(self._maximal_targets(phase.width), targets, strict=True))
+        t = self.recipe.train
+        if not t.sandwich:
+            return configs, [None] * k, [[1.0]] * k, [1.0 / k] * k
+        share = t.sandwich_share or 1.0 / (k + 1)
+        maximal = self._maximal_targets(phase.width)
+        return maximal[0] + configs, maximal[1] + [None] * k, maximal[2] + [[1.0]] * k, [share] + [(1 - share) / k] * k
 
     @torch.no_grad()
     def _teacher_probs(self, images: torch.Tensor, resolutions: set[int]) -> dict[int, torch.Tensor | None]:
@@ -325,11 +330,11 @@ class SupernetTrainer:
             images = train.images[index].to(self.device, non_blocking=True)
             labels = train.labels[index].to(self.device, non_blocking=True)
             images = normalize(augment_batch(images, d.crop_padding, d.flip, aug_gen), d.mean, d.std)
-            configs, exits, alphas = self._phase_targets(phase, rng, t.subnets_per_batch)
+            configs, exits, alphas, shares = self._phase_targets(phase, rng, t.subnets_per_batch)
             probs = self._teacher_probs(images, {c.resolution for c in configs}) if phase.kind != "warmup" else {}
             optimizer.zero_grad(set_to_none=True)
             with autocast(self.device, t.amp):
-                loss, acc = model(images, labels, configs, exits, alphas, probs, t.kd_weight, t.label_smoothing)
+                loss, acc = model(images, labels, configs, exits, alphas, probs, t.kd_weight, t.label_smoothing, shares)
             loss.backward()
             if t.grad_clip > 0:
                 nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
