@@ -274,12 +274,13 @@ class SupernetTrainer:
             return (*self._maximal_targets(phase.width), [1.0])
         sampled = self.config_sampler(k, rng) if self.config_sampler else sample_configs(self.encoding, k, rng)
         configs = [SubnetConfig(c.resolution, phase.width, c.exit, c.blocks) for c in sampled]
+        targets = configs, [None] * k, [[1.0]] * k
         t = self.recipe.train
         if not t.sandwich:
-            return configs, [None] * k, [[1.0]] * k, [1.0 / k] * k
+            return (*targets, [1.0 / k] * k)
         share = t.sandwich_share or 1.0 / (k + 1)
-        maximal = self._maximal_targets(phase.width)
-        return maximal[0] + configs, maximal[1] + [None] * k, maximal[2] + [[1.0]] * k, [share] + [(1 - share) / k] * k
+        merged = (m + s for m, s in zip(self._maximal_targets(phase.width), targets, strict=True))
+        return (*merged, [share] + [(1 - share) / k] * k)
 
     @torch.no_grad()
     def _teacher_probs(self, images: torch.Tensor, resolutions: set[int]) -> dict[int, torch.Tensor | None]:
