@@ -17,7 +17,6 @@ line is the JSON object {"kinds": {"<kind>": {"configs", "mismatches", "fvcore_s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks import run_cli
 from factory.measure import measure_network
 from factory.nn import StaticNetwork
 from factory.space import KINDS, SpaceSpec, SubnetConfig
@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", nargs="*", choices=list(KINDS), help="kinds to run (default: all eight)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on the last stdout line")
-    args = parser.parse_args(argv)
-    result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return run_cli(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.latency.stats import latency_summary
-from benchmarks.latency.timing import time_calls
-from exporters.onnx import check_parity, export_onnx, ort_session
-from exporters.pick import deployment_graphs
 from factory.data import load_dataset
 from factory.export_run import parity_inputs
+from factory.exporters.onnx import check_parity, export_onnx
+from factory.exporters.pick import deployment_graphs
+from factory.latency.onnxruntime_runner import make_session
+from factory.latency.stats import latency_summary
+from factory.latency.timing import time_calls
 from factory.postprocess.run import load_pick_model
 from factory.recipe import load_recipe
 
@@ -60,7 +61,7 @@ def main() -> None:
         path = export_onnx(module, Path(tmp) / f"{name}.onnx", config.resolution, recipe.export.opset)
         export_s = time.perf_counter() - started
         parity = check_parity(module, path, inputs, recipe.export.parity_atol, strict=False)
-        session = ort_session(path, threads)
+        session = make_session(path, threads)
         x = torch.randn(1, 3, config.resolution, config.resolution)
         feed = {"image": x.numpy()}
         ort_times = time_calls(lambda: session.run(None, feed), args.warmup, args.iterations)

@@ -17,7 +17,6 @@ Human-readable lines go to stderr; the last stdout line is the JSON object when 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks import run_cli
 from factory.elastic import OFASupernet, build_supernets
 from factory.space import KINDS, SpaceSpec, largest_config, smallest_config
 from factory.space.counting import count_params
@@ -165,11 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="batch size of the timed forwards")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the result as JSON on the last stdout line")
-    args = parser.parse_args(argv)
-    result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return run_cli(parser, run, argv)
 
 
 if __name__ == "__main__":

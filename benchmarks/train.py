@@ -28,7 +28,7 @@ from factory.space import SpaceSpec, SubnetConfig, largest_config
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
 from factory.train.losses import ensemble_teacher_probs
-from factory.train.trainer import ElasticObjective
+from factory.train.objective import ElasticObjective, StepTarget
 
 
 def _say(text: str) -> None:
@@ -87,7 +87,7 @@ def main() -> None:
 
     def elastic_step(images: torch.Tensor, labels: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = objective(images, labels, [config], [None], [[1.0]], {}, 0.0, 0.0)
+        loss, _ = objective(images, labels, [StepTarget(config)], {}, 0.0, 0.0)
         loss.backward()
         optimizer.step()
 
@@ -106,9 +106,8 @@ def main() -> None:
             teacher.set_active(largest_config(spec, 1.0, 32), exits=spec.exits())
             probs = ensemble_teacher_probs(teacher(images), [1 / len(spec.exits())] * len(spec.exits()))
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = objective(
-            images, labels, configs, [None] * len(configs), [[1.0]] * len(configs), {32: probs}, 1.0, 0.1
-        )
+        targets = [StepTarget(c, share=1 / len(configs)) for c in configs]
+        loss, _ = objective(images, labels, targets, {32: probs}, 1.0, 0.1)
         loss.backward()
         optimizer.step()
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from factory.errors import FactoryError
 from factory.io import write_bytes_atomic
+from factory.latency.onnxruntime_runner import make_session
 from factory.nn import StaticNetwork
 
 INPUT_NAME = "image"
@@ -125,16 +126,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def ort_session(path: str | Path, threads: int = 0):
-    """A CPU onnxruntime session of `path`; threads 0 lets onnxruntime choose."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 @dataclass(frozen=True)
 class Parity:
     """How closely onnxruntime reproduces PyTorch on real images."""
@@ -175,7 +166,7 @@ def check_parity(
     if len(inputs) == 0:
         raise FactoryError("the parity check got no images; set export.parity_images >= 1 and keep a validation split")
     module = module.eval().cpu().float()
-    session = ort_session(path)
+    session = make_session(path)
     worst, agree = 0.0, 0
     for start in range(0, len(inputs), batch_size):
         batch = inputs[start : start + batch_size].contiguous()

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from exporters import tensorrt as trt_export
-from exporters.onnx import EnsembleNetwork, check_parity, exit_network, export_onnx, simplify_onnx
+from factory.exporters import tensorrt as trt_export
+from factory.exporters.onnx import EnsembleNetwork, check_parity, exit_network, export_onnx, simplify_onnx
 from factory.nn import StaticNetwork
 from factory.recipe import ExportConfig
 from factory.train.aep import aep_weights

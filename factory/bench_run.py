@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-from factory.export_run import export_done, file_sha256, read_run_recipe, run_picks
+from factory.export_run import export_done, file_sha256, run_picks
 from factory.io import write_json_atomic
+from factory.runinfo import run_recipe
 
 
 def bench_path(model: Path) -> Path:
@@ -34,10 +35,10 @@ def models_of(folder: Path) -> list[tuple[Path, str]]:
 
 def bench_run(run_dir: str | Path, force: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
     """Benchmark every exported model of the run; returns {relative model path: bench record}."""
-    from benchmarks.latency import bench_model, result_at
+    from factory.latency import bench_model, result_at
 
     run = Path(run_dir)
-    settings = read_run_recipe(run).benchmark
+    settings = run_recipe(run).benchmark
     if not settings.batch_sizes or min(settings.batch_sizes) < 1:
         raise FactoryError("benchmark.batch_sizes must list positive batch sizes, e.g. [1, 32]; fix the recipe")
     records: dict[str, dict[str, Any]] = {}
@@ -55,7 +56,7 @@ def bench_run(run_dir: str | Path, force: bool = False, progress: bool = True) -
                     records[str(model.relative_to(run))] = previous
                     continue
             if runtime == "tensorrt":
-                from exporters.tensorrt import unavailable_reason
+                from factory.exporters.tensorrt import unavailable_reason
 
                 engine_reason = engine_reason or unavailable_reason()
                 if engine_reason:

@@ -6,6 +6,7 @@ the user can fix) is printed on one line and exits with code 2, with no tracebac
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -54,10 +55,8 @@ def data_command(dataset: str, data_dir: str | None, recipe: str | None, list_on
     if list_only:
         click.echo("\n".join(dataset_names()))
         return
-    cfg = load_recipe(recipe).data if recipe else DataConfig()
-    cfg.dataset = dataset
-    if data_dir is not None:
-        cfg.data_dir = data_dir
+    base = load_recipe(recipe).data if recipe else DataConfig()
+    cfg = dataclasses.replace(base, dataset=dataset, data_dir=data_dir if data_dir is not None else base.data_dir)
     splits = load_dataset(cfg)
     sizes = splits.sizes()
     click.echo(f"dataset      {splits.name}")
@@ -73,7 +72,7 @@ def data_command(dataset: str, data_dir: str | None, recipe: str | None, list_on
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=None, help="Training seed; overrides the recipe's.")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Training seed; overrides the recipe's.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @_friendly
 def train_command(
@@ -86,14 +85,23 @@ def train_command(
     resume: bool,
 ) -> None:
     """Train the super-networks of the recipe's kind into RUN/supernet/."""
+    from factory.recipe import choose_recipe
     from factory.train.trainer import dump_metrics, train_supernet
 
-    recipe = resolve_recipe(recipe_name, dataset, data_dir, device)
-    if seed is not None:
-        recipe.train.seed = seed
+    recipe = choose_recipe(recipe_name, dataset, data_dir, device, seed, seeded=("train",))
     metrics = train_supernet(recipe, out_dir, device=device, resume=resume)
     if metrics:
         click.echo(dump_metrics(metrics))
+
+
+def _budgets(budget_params: str | None, budget_macs: str | None) -> dict[str, int | None]:
+    """The budget options parsed ("0.3M" -> 300000); a malformed one is a one-line error naming the option."""
+    from factory.budget import parse_budget
+
+    return {
+        "budget_params": parse_budget(budget_params, "--budget-params"),
+        "budget_macs": parse_budget(budget_macs, "--budget-macs"),
+    }
 
 
 @main.command("search")
@@ -119,18 +127,11 @@ def search_command(
     force: bool,
 ) -> None:
     """Run the NAT2 search on the trained super-network of RUN and write RUN/search/."""
-    from factory.budget import parse_budget
     from factory.search.engine import run_search
 
+    budgets = _budgets(budget_params, budget_macs)
     result = run_search(
-        run_dir,
-        objectives=objectives,
-        budget_params=parse_budget(budget_params, "--budget-params"),
-        budget_macs=parse_budget(budget_macs, "--budget-macs"),
-        algorithm=algorithm,
-        device=device,
-        resume=resume,
-        force=force,
+        run_dir, objectives=objectives, algorithm=algorithm, device=device, resume=resume, force=force, **budgets
     )
     click.echo(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}))
 
@@ -146,16 +147,9 @@ def finetune_command(
     run_dir: str, pick: str | None, budget_params: str | None, budget_macs: str | None, device: str
 ) -> None:
     """Choose the picks under the budget and run the two-step post-processing on each."""
-    from factory.budget import parse_budget
     from factory.postprocess.run import finetune_run
 
-    results = finetune_run(
-        run_dir,
-        pick=pick,
-        budget_params=parse_budget(budget_params, "--budget-params"),
-        budget_macs=parse_budget(budget_macs, "--budget-macs"),
-        device=device,
-    )
+    results = finetune_run(run_dir, pick=pick, device=device, **_budgets(budget_params, budget_macs))
     for m in results:
         click.echo(
             f"{m['id']:<24} exit {m['exit']}  exits {m['exits']}  top-1 {m['top1_before']:.4f} -> {m['top1_after']:.4f}"
@@ -242,8 +236,8 @@ def bench_command(
     path = Path(model)
     if not path.is_file():
         raise FactoryError(f"{path} not found; pass the .onnx (or .engine) file written by `factory export`")
-    from benchmarks.latency import bench_model
     from factory.io import write_json_atomic
+    from factory.latency import bench_model
 
     if path.suffix == ".engine" and runtime == "onnxruntime":
         runtime = "tensorrt"
@@ -271,43 +265,10 @@ def bench_command(
 @_friendly
 def report_command(run_dir: str) -> None:
     """Write RUN/summary.json, report.md, report.html and pareto.png."""
-    from pathlib import Path
+    from factory.summary import write_summary_and_report
 
-    from benchmarks.report import write_report
-    from factory.io import write_json_atomic
-    from factory.summary import build_summary
-
-    summary = build_summary(run_dir)
-    write_json_atomic(Path(run_dir) / "summary.json", summary)
-    paths = write_report(run_dir, summary)
+    paths = write_summary_and_report(run_dir)
     click.echo(f"wrote {paths['html']}")
-
-
-def resolve_recipe(recipe_name: str | None, dataset: str | None, data_dir: str | None, device: str = "auto"):
-    """The recipe to use: the named one, else the dataset's own (its CPU variant without a GPU or with --device cpu)."""
-    import torch
-
-    from factory.recipe import load_recipe, resolve_recipe_path
-
-    cpu = device == "cpu" or not torch.cuda.is_available()
-    if recipe_name is None:
-        name = dataset or "digits"
-        if cpu:
-            try:
-                resolve_recipe_path(f"{name}-cpu")
-                name = f"{name}-cpu"
-            except FactoryError:
-                pass
-        try:
-            recipe_name = str(resolve_recipe_path(name))
-        except FactoryError:
-            recipe_name = "cifar10-cpu" if cpu else "cifar10"
-    recipe = load_recipe(recipe_name)
-    if dataset is not None:
-        recipe.data.dataset = dataset
-    if data_dir is not None:
-        recipe.data.data_dir = data_dir
-    return recipe
 
 
 @main.command("build")
@@ -318,7 +279,7 @@ def resolve_recipe(recipe_name: str | None, dataset: str | None, data_dir: str |
 @click.option("--recipe", "recipe_name", default=None, help="Recipe file or shipped name; defaults to the dataset's.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Run folder [runs/<dataset>].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=None, help="Seed of every stage; overrides the recipe's.")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Seed of every stage; overrides the recipe's.")
 @click.option(
     "--supernet", type=click.Path(dir_okay=False, exists=False), default=None, help="Reuse a trained supernet.pt."
 )
@@ -341,22 +302,19 @@ def build_command(
     """The whole factory: train, search under the budget, post-process, export, benchmark, report."""
     from pathlib import Path
 
-    from factory.budget import parse_budget
     from factory.pipeline import BuildRequest, build
+    from factory.recipe import choose_recipe
 
     if resume and force:
         raise FactoryError("--resume and --force contradict each other; pass one of them")
-    params = parse_budget(budget_params, "--budget-params")
-    macs = parse_budget(budget_macs, "--budget-macs")
-    recipe = resolve_recipe(recipe_name, dataset, data_dir, device)
-    if seed is not None:
-        recipe.train.seed = seed
-        recipe.search.seed = seed
+    budgets = _budgets(budget_params, budget_macs)
+    recipe = choose_recipe(recipe_name, dataset, data_dir, device, seed)
     if supernet is not None and not Path(supernet).is_file():
         raise FactoryError(f"--supernet {supernet} not found; pass the supernet.pt of a finished `factory train`")
     out = Path(out_dir) if out_dir else Path("runs") / recipe.data.dataset
+    reuse = Path(supernet) if supernet else None
     request = BuildRequest(
-        recipe, out, params, macs, device, Path(supernet) if supernet else None, resume, force, log=click.echo
+        recipe, out, device=device, supernet=reuse, resume=resume, force=force, log=click.echo, **budgets
     )
     summary = build(request)
     if summary:
@@ -378,6 +336,19 @@ def _print_summary(summary: dict[str, Any], out: Any) -> None:
         )
     click.echo(f"TensorRT: {summary['picks'][0]['tensorrt'] if summary['picks'] else '-'}")
     click.echo(f"report: {out}/report.html   summary: {out}/summary.json")
+
+
+@main.command("convert")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--trust", is_flag=True, help="Confirm that the file comes from a source you trust (it is unpickled once)."
+)
+@_friendly
+def convert_command(path: str, trust: bool) -> None:
+    """Rewrite a super-network or pick file of the earlier, pickled format as plain data (once, for a trusted file)."""
+    from factory.convert import convert_file
+
+    click.echo(convert_file(path, trust=trust))
 
 
 @main.command("recipe")

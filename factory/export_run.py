@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
-from factory.recipe import Recipe, load_recipe
+from factory.recipe import Recipe
 
 if TYPE_CHECKING:
     import torch
@@ -27,14 +27,6 @@ def run_picks(run: Path) -> list[dict[str, Any]]:
         return json.loads(index.read_text())["picks"]
     except (json.JSONDecodeError, KeyError):
         raise FactoryError(f"{index} is corrupt; delete RUN/picks and rerun `factory finetune --run {run}`") from None
-
-
-def read_run_recipe(run: Path) -> Recipe:
-    """RUN/recipe.yaml, written when the run started."""
-    path = run / "recipe.yaml"
-    if not path.is_file():
-        raise FactoryError(f"{path} not found; is {run} a run folder written by `factory train` or `factory build`?")
-    return load_recipe(path)
 
 
 def file_sha256(path: Path) -> str:
@@ -74,12 +66,13 @@ def parity_inputs(recipe: Recipe, splits: Any, resolution: int) -> torch.Tensor:
 
 def export_run(run_dir: str | Path, progress: bool = True) -> list[dict[str, Any]]:
     """Export every finished pick of the run; returns the export records in pick order."""
-    from exporters.pick import export_pick
     from factory.data import load_dataset
+    from factory.exporters.pick import export_pick
     from factory.postprocess.run import load_pick_model
+    from factory.runinfo import run_recipe
 
     run = Path(run_dir)
-    recipe = read_run_recipe(run)
+    recipe = run_recipe(run)
     picks = run_picks(run)
     splits = None
     records = []

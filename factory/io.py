@@ -5,9 +5,27 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without leaving it changed (Linux: /proc/self/status, no window at all)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # os.umask can only be read by setting it: set and restore at once, one thread at a time
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
 
 
 def _atomic(path: str | os.PathLike[str], write: Callable[[Any], None], mode: str) -> None:
@@ -16,6 +34,8 @@ def _atomic(path: str | os.PathLike[str], write: Callable[[Any], None], mode: st
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, mode) as handle:
+            # mkstemp makes a private (0600) file; give it the mode an ordinary open() would (0666 & ~umask).
+            os.chmod(tmp, 0o666 & ~current_umask())
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

@@ -42,6 +42,15 @@ class BuildRequest:
     log: Callable[[str], None] = print
     device_used: str = ""
 
+    def stage_options(self) -> dict[str, Any]:
+        """The options the search and post-processing stages take from the request."""
+        return {
+            "budget_params": self.budget_params,
+            "budget_macs": self.budget_macs,
+            "device": self.device,
+            "progress": self.progress,
+        }
+
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed build to continue this one."""
         return {
@@ -135,27 +144,14 @@ def _stage_train(request: BuildRequest) -> dict[str, Any]:
 def _stage_search(request: BuildRequest) -> dict[str, Any]:
     from factory.search.engine import run_search
 
-    result = run_search(
-        request.out,
-        budget_params=request.budget_params,
-        budget_macs=request.budget_macs,
-        device=request.device,
-        resume=True,
-        progress=request.progress,
-    )
+    result = run_search(request.out, resume=True, **request.stage_options())
     return {k: result.get(k) for k in ("evaluations", "hypervolume", "seconds")}
 
 
 def _stage_finetune(request: BuildRequest) -> dict[str, Any]:
     from factory.postprocess.run import finetune_run
 
-    picks = finetune_run(
-        request.out,
-        budget_params=request.budget_params,
-        budget_macs=request.budget_macs,
-        device=request.device,
-        progress=request.progress,
-    )
+    picks = finetune_run(request.out, **request.stage_options())
     return {"picks": [p["id"] for p in picks]}
 
 
@@ -173,13 +169,9 @@ def _stage_bench(request: BuildRequest) -> dict[str, Any]:
 
 
 def _stage_report(request: BuildRequest) -> dict[str, Any]:
-    from benchmarks.report import write_report
-    from factory.summary import build_summary
+    from factory.summary import write_summary_and_report
 
-    summary = build_summary(request.out)
-    summary["device"] = request.device_used or summary["device"]
-    write_json_atomic(request.out / "summary.json", summary)
-    write_report(request.out, summary)
+    write_summary_and_report(request.out, request.device_used)
     return {"summary": "summary.json", "report": "report.html"}
 
 

@@ -8,80 +8,53 @@ written beside every run so a result can be reproduced and a run resumed.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 import yaml
 
+from factory.bounds import Count, Fraction, NonNegative, Positive, PositiveInt, Probability, Range, Seed
 from factory.data.config import DataConfig
 from factory.errors import FactoryError
-from factory.space.config import SpaceSpec
+from factory.space.config import SpaceConfig
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
-
-
-@dataclass
-class SpaceConfig:
-    """The super-network family (kind) and its elastic values; the channel plan defaults to MobileNetV3-Large."""
-
-    kind: str = "ee-dense"  # se|ee - base|dense|parallel|dense-parallel
-    resolutions: tuple[int, ...] = (32,)
-    widths: tuple[float, ...] = (1.0, 1.2)
-    kernels: tuple[int, ...] = (3, 5, 7)
-    expands: tuple[int, ...] = (3, 4, 6)
-    depths: tuple[int, ...] = (2, 3, 4)
-    stem_channels: int = 16
-    first_block_channels: int = 16
-    stage_channels: tuple[int, ...] = (24, 40, 80, 112, 160)
-    strides: tuple[int, ...] = (2, 2, 2, 1, 2)
-    activations: tuple[str, ...] = ("relu", "relu", "hswish", "hswish", "hswish")
-    squeeze_excite: tuple[bool, ...] = (False, True, False, True, True)
-    head_expand: int = 6  # exit head: 1x1 conv to head_expand * C
-    head_features: int = 8  # exit head: feature layer of head_features * C
-    dropout: float = 0.1
-
-    def to_spec(self, num_classes: int) -> SpaceSpec:
-        """The SpaceSpec the networks are built from, for a dataset with `num_classes` classes."""
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in dataclasses.asdict(self).items()}
-        return SpaceSpec(num_classes=num_classes, **values)
+# The shipped recipes: package data (the repository's recipes/ folder, installed as factory/recipes/).
+RECIPES_DIR = importlib.resources.files("factory") / "recipes"
 
 
 @dataclass
 class TrainConfig:
     """Super-network training: warm-up of the maximal networks, then elastic training (paper values in GPU recipes)."""
 
-    batch_size: int = 256
-    warmup_epochs: int = 100  # maximal networks (width 1.0 and 1.2)
-    warmup_lr: float = 7.5e-3
-    epochs: int = 100  # elastic phase
-    lr: float = 2.5e-3
-    momentum: float = 0.9
+    batch_size: PositiveInt = 256
+    warmup_epochs: Count = 100  # maximal networks (width 1.0 and 1.2)
+    warmup_lr: Positive = 7.5e-3
+    epochs: Count = 100  # elastic phase
+    lr: Positive = 2.5e-3
+    momentum: Fraction = 0.9
     nesterov: bool = True
-    weight_decay: float = 3e-4
-    label_smoothing: float = 0.1
-    grad_clip: float = 5.0
-    subnets_per_batch: int = 4  # sub-networks sampled per batch, gradients accumulated
+    weight_decay: NonNegative = 3e-4
+    label_smoothing: Fraction = 0.1
+    grad_clip: NonNegative = 5.0  # 0 = no clipping
+    subnets_per_batch: PositiveInt = 4  # sub-networks sampled per batch, gradients accumulated
     # Sandwich rule (BigNAS), off in the paper's recipes: the maximal network also joins every elastic batch
     # with its warm-up objective, so a short elastic phase does not cost it accuracy.
     sandwich: bool = False
-    sandwich_share: float = 0.0  # the maximal network's share of each sandwich step's loss; 0 = 1/(k+1)
-    kd_weight: float = 1.0  # loss = kd_weight * KD + CE; teacher = width-1.2 maximal network
+    sandwich_share: Fraction = 0.0  # the maximal network's share of each sandwich step's loss; 0 = 1/(k+1)
+    kd_weight: NonNegative = 1.0  # loss = kd_weight * KD + CE; teacher = width-1.2 maximal network
     aep_weighting: str = "desc"  # unif | asc | desc | mix: exit weights of early-exit maximal networks
     ens_kd: bool = True  # early-exit kinds: teacher = weighted ensemble of all its exits
-    bn_calib_images: int = 960  # BatchNorm recalibration subset of the training split
-    bn_calib_batch: int = 100
-    eval_batch_size: int = 500
+    bn_calib_images: PositiveInt = 960  # BatchNorm recalibration subset of the training split
+    bn_calib_batch: PositiveInt = 100
+    eval_batch_size: PositiveInt = 500
     channels_last: bool = True
     amp: bool = True  # bf16 autocast on CUDA
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.sandwich_share < 1.0:
-            raise FactoryError(f"train.sandwich_share: expected a number in [0, 1), got {self.sandwich_share}")
+    seed: Seed = 0
 
 
 @dataclass
@@ -90,35 +63,35 @@ class SearchConfig:
 
     algorithm: str = "nat2"  # nat2 | nat
     objectives: tuple[str, ...] = ("top1", "params")  # second objective: params | macs | latency
-    iterations: int = 30
-    archive_size: int = 300
-    init_multiplier: int = 10  # pre-processing samples init_multiplier * archive_size - 2
-    candidates_per_iteration: int = 25  # K [NAT: 8]
+    iterations: Count = 30
+    archive_size: Annotated[int, Range(2)] = 300
+    init_multiplier: PositiveInt = 10  # pre-processing samples init_multiplier * archive_size - 2
+    candidates_per_iteration: PositiveInt = 25  # K [NAT: 8]
     predictor: str = "lgbm"
-    predictor_folds: int = 10
-    population: int = 100
-    generations: int = 20
-    crossover_prob: float = 0.9
-    mutation_eta: float = 1.0
-    distribution_top: int = 150  # archive members the adaptation distribution is fitted on
-    adapt_epochs: int = 5
-    adapt_lr: float = 0.0  # adaptation's peak lr; 0 = train.lr (the paper adapts at its training lr, 2.5e-3)
-    hv_reference: tuple[float, ...] = (1.0, 10_000_000.0)  # (top-1 error, second objective)
-    nat_initial_samples: int = 100  # NAT baseline: uniform samples, then the archive grows
-    seed: int = 0
+    predictor_folds: Annotated[int, Range(2)] = 10
+    population: Annotated[int, Range(2)] = 100
+    generations: PositiveInt = 20
+    crossover_prob: Probability = 0.9
+    mutation_eta: NonNegative = 1.0
+    distribution_top: PositiveInt = 150  # archive members the adaptation distribution is fitted on
+    adapt_epochs: Count = 5
+    adapt_lr: NonNegative = 0.0  # adaptation's peak lr; 0 = train.lr (the paper adapts at its training lr, 2.5e-3)
+    hv_reference: tuple[Positive, ...] = (1.0, 10_000_000.0)  # (top-1 error, second objective)
+    nat_initial_samples: PositiveInt = 100  # NAT baseline: uniform samples, then the archive grows
+    seed: Seed = 0
 
 
 @dataclass
 class PostprocessConfig:
     """Two-step fine-tuning of the picks (paper section 3.5)."""
 
-    picks: int = 4  # the best-accuracy pick, the best in the second objective, and others along the front
-    max_epochs: int = 150
-    patience: int = 30
-    batch_size: int = 64
+    picks: PositiveInt = 4  # the best-accuracy pick, the best in the second objective, and others along the front
+    max_epochs: Count = 150
+    patience: PositiveInt = 30
+    batch_size: PositiveInt = 64
     optimizer: str = "adamw"  # single-exit picks: sgd worked best in the paper
-    lr: float = 1e-4
-    weight_decay: float = 5e-4
+    lr: Positive = 1e-4
+    weight_decay: NonNegative = 5e-4
     aep_weighting: str = "unif"
     prune: bool = True
 
@@ -129,21 +102,28 @@ class TensorRTConfig:
 
     enabled: bool = True
     fp16: bool = True
-    workspace_mb: int = 1024
-    min_batch: int = 1
-    opt_batch: int = 8
-    max_batch: int = 64
+    workspace_mb: PositiveInt = 1024
+    min_batch: PositiveInt = 1
+    opt_batch: PositiveInt = 8
+    max_batch: PositiveInt = 64
+
+    def __post_init__(self) -> None:
+        if not self.min_batch <= self.opt_batch <= self.max_batch:
+            raise FactoryError(
+                f"export.tensorrt: min_batch {self.min_batch} <= opt_batch {self.opt_batch} <= max_batch "
+                f"{self.max_batch} must hold; fix the batch profile"
+            )
 
 
 @dataclass
 class ExportConfig:
     """ONNX export of each pick, one graph per exit."""
 
-    opset: int = 18
+    opset: Annotated[int, Range(18)] = 18  # torch.onnx's dynamo exporter needs 18 at least
     dynamic_batch: bool = True
     simplify: bool = False
-    parity_images: int = 256
-    parity_atol: float = 1e-4
+    parity_images: PositiveInt = 256
+    parity_atol: Positive = 1e-4
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
 
 
@@ -151,11 +131,11 @@ class ExportConfig:
 class BenchmarkConfig:
     """Latency measurement of each exported model."""
 
-    warmup: int = 10
-    iterations: int = 200
-    duration_s: float = 0.0  # > 0: time for this long instead of a fixed count
-    batch_sizes: tuple[int, ...] = (1, 32)
-    threads: int = 0  # 0: onnxruntime's default (physical cores)
+    warmup: Count = 10
+    iterations: PositiveInt = 200
+    duration_s: NonNegative = 0.0  # > 0: time for this long instead of a fixed count
+    batch_sizes: tuple[PositiveInt, ...] = (1, 32)
+    threads: Count = 0  # 0: onnxruntime's default (physical cores)
 
 
 @dataclass
@@ -194,6 +174,14 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotation `tp` and convert lists to tuples; raise naming `where`."""
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        value = _coerce(value, base, where)
+        for bound in extras:
+            if isinstance(bound, Range) and not bound.contains(value):
+                kind = "an integer" if base is int else "a number"
+                raise FactoryError(f"{where}: {value!r} is out of range; expected {kind} {bound.describe()}")
+        return value
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -242,7 +230,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
         data = {}
     if not isinstance(data, dict):
         raise FactoryError(f"{where}: expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
@@ -267,9 +255,16 @@ def resolve_recipe_path(name_or_path: str | os.PathLike[str]) -> Path:
         return path
     shipped = RECIPES_DIR / f"{name_or_path}.yaml"
     if shipped.is_file():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
+        return Path(str(shipped))
+    names = ", ".join(shipped_recipe_names())
     raise FactoryError(f"recipe {str(name_or_path)!r} not found; give a YAML file path or one of: {names}")
+
+
+def shipped_recipe_names() -> list[str]:
+    """The names of the recipes shipped in the package, sorted ("digits", "cifar10", ...)."""
+    if not RECIPES_DIR.is_dir():
+        return []
+    return sorted(p.name.removesuffix(".yaml") for p in RECIPES_DIR.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
@@ -289,3 +284,35 @@ def save_recipe(recipe: Recipe, path: str | os.PathLike[str]) -> None:
     from factory.io import write_text_atomic
 
     write_text_atomic(path, recipe.to_yaml())
+
+
+def choose_recipe(
+    name: str | None,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+    seeded: tuple[str, ...] = ("train", "search"),
+) -> Recipe:
+    """The recipe a command runs: the named one, else the dataset's own (its `-cpu` variant on a machine without
+    a GPU or with device "cpu"; cifar10's for a dataset without a recipe), with the command line's dataset,
+    data folder and seed (for the `seeded` sections) applied.
+
+    The loaded recipe is validated once and then replaced, never edited, so what a run records is exactly what
+    the file and the options said.
+    """
+    if name is None:
+        import torch
+
+        cpu = device == "cpu" or not torch.cuda.is_available()
+        wanted = dataset or "digits"
+        candidates = ([f"{wanted}-cpu"] if cpu else []) + [wanted, "cifar10-cpu" if cpu else "cifar10"]
+        name = next(c for c in candidates if c in shipped_recipe_names())
+    recipe = load_recipe(name)
+    data_changes = {k: v for k, v in (("dataset", dataset), ("data_dir", data_dir)) if v is not None}
+    if data_changes:
+        recipe = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, **data_changes))
+    if seed is not None:
+        sections = {name: dataclasses.replace(getattr(recipe, name), seed=seed) for name in seeded}
+        recipe = dataclasses.replace(recipe, **sections)
+    return recipe

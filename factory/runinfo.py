@@ -46,3 +46,20 @@ def record_run(run_dir: str | os.PathLike[str], recipe: Recipe, device: str, **e
     save_recipe(recipe, run / "recipe.yaml")
     info = {"recipe": recipe.name, "device": device, "versions": versions(), "argv": sys.argv, **extra}
     write_json_atomic(run / "run.json", info)
+
+
+def run_recipe(run_dir: str | os.PathLike[str], stored: dict[str, Any] | None = None) -> Recipe:
+    """The run's resolved recipe: RUN/recipe.yaml, else `stored` (the recipe a super-network file carries).
+
+    Every stage reads the recipe through here, so a run answers the same whichever command asks.
+    """
+    from factory.recipe import load_recipe, recipe_from_dict
+
+    run = Path(run_dir)
+    if (run / "recipe.yaml").is_file():
+        return load_recipe(run / "recipe.yaml")
+    if stored is not None:
+        return recipe_from_dict(stored, f"{run}/supernet/supernet.pt")
+    raise FactoryError(
+        f"{run / 'recipe.yaml'} not found; is {run} a run folder written by `factory train` or `factory build`?"
+    )

@@ -37,8 +37,8 @@ def bench_of(folder: Path, model: str) -> dict[str, Any] | None:
 
 def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """One pick's line of the summary: accuracy before/after, fvcore counts, files, parity, latency."""
-    from benchmarks.latency import result_at
-    from exporters.tensorrt import describe
+    from factory.exporters.tensorrt import describe
+    from factory.latency import result_at
 
     folder = run / "picks" / entry["id"]
     metrics = _read(folder / "metrics.json")
@@ -81,9 +81,9 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
     index = _read(run / "picks" / "picks.json")
     search = _read(run / "search" / "result.json")
     budget = index.get("budget") or {}
-    from factory.export_run import read_run_recipe
+    from factory.runinfo import run_recipe
 
-    recipe = read_run_recipe(run)
+    recipe = run_recipe(run)
     return {
         "format": SUMMARY_FORMAT,
         "budget": {"params": budget.get("params"), "macs": budget.get("macs")},
@@ -101,3 +101,19 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
         "report": "report.html",
         "picks": [pick_summary(run, entry) for entry in run_picks(run)],
     }
+
+
+def write_summary_and_report(run_dir: str | Path, device: str | None = None) -> dict[str, Path]:
+    """The report stage, for `factory build` and `factory report` alike: summary.json, then the report files.
+
+    `device` is the device the build ran on (a standalone `factory report` keeps the one run.json records).
+    """
+    from factory.io import write_json_atomic
+    from factory.report import write_report
+
+    run = Path(run_dir)
+    summary = build_summary(run)
+    if device:
+        summary["device"] = device
+    write_json_atomic(run / "summary.json", summary)
+    return write_report(run, summary)

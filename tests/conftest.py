@@ -20,3 +20,13 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     patcher.setenv("FACTORY_CACHE", str(tmp_path_factory.mktemp("factory-cache")))
     yield
     patcher.undo()
+
+
+@pytest.fixture
+def fresh_memory_cache():
+    """Each data test loads from scratch: the in-memory split cache is emptied before and after it."""
+    from factory.data import clear_memory_cache
+
+    clear_memory_cache()
+    yield
+    clear_memory_cache()

@@ -70,5 +70,16 @@ def test_prune_finds_best_subset():
     y = torch.tensor([0, 1, 0, 1])
     good = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     bad = -good * 5
-    subset, accuracy = prune_exits([bad, good, bad], y, [1 / 3] * 3)
+    subset, accuracy = prune_exits([bad, good, bad], y)
     assert subset == (1,) and accuracy == 1.0
+
+
+def test_prune_keeps_required_exits_and_respects_allowed():
+    y = torch.tensor([0, 1, 0, 1])
+    good = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    half = torch.tensor([[0.5, 0.0]] * 4)  # right on half the rows, and less sure than `good`
+    logits = [good, good * 0, half]
+    # Exit index 2 must stay; (0, 2) and (0, 1, 2) reach 1.0, the smaller subset wins the tie.
+    assert prune_exits(logits, y, keep=(2,)) == ((0, 2), 1.0)
+    assert prune_exits(logits, y, keep=(2,), allowed=lambda s: 0 not in s) == ((2,), 0.5)
+    assert prune_exits(logits, y, allowed=lambda s: False) is None

@@ -10,10 +10,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from exporters.onnx import ort_session
 from factory.cli import main
 from factory.data import load_dataset
 from factory.export_run import parity_inputs
+from factory.latency.onnxruntime_runner import make_session
 from factory.measure import measure_network
 from factory.pipeline import STAGES, BuildRequest, build
 from factory.postprocess.run import load_pick_model
@@ -110,8 +110,8 @@ def test_every_onnx_file_runs_with_the_recorded_parity(finished):
         for rel in pick["onnx"]:
             path = out / rel
             assert path.is_file()
-            got = ort_session(path).run(["logits"], {"image": inputs.numpy()})[0]
-            from exporters.pick import deployment_graphs
+            got = make_session(path).run(["logits"], {"image": inputs.numpy()})[0]
+            from factory.exporters.pick import deployment_graphs
 
             with torch.no_grad():
                 expected = deployment_graphs(net)[path.stem](inputs).numpy()

@@ -10,27 +10,19 @@ from __future__ import annotations
 import hashlib
 import pickle
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from torchvision import datasets
 
-from factory.data import DATA_DEFAULTS, clear_memory_cache, load_dataset
 from factory.data import cifar as cifar_module
+from factory.data import clear_memory_cache, load_dataset
 from factory.errors import FactoryError
 
+from .data_helpers import data_cfg
 
-def data_cfg(**overrides: object) -> SimpleNamespace:
-    return SimpleNamespace(**{**DATA_DEFAULTS, **overrides})
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory_cache():
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("fresh_memory_cache")
 
 
 def _md5(path: Path) -> str:
@@ -149,6 +141,6 @@ def test_second_load_comes_from_disk_cache(tmp_path, monkeypatch):
     def _no_reading(*args, **kwargs):
         raise AssertionError("the pickles were read again instead of the cache")
 
-    monkeypatch.setattr(cifar_module, "_read", _no_reading)
+    monkeypatch.setattr(cifar_module, "read_official", _no_reading)
     second = load_dataset(cfg)
     assert torch.equal(first.train.images, second.train.images) and torch.equal(first.test.labels, second.test.labels)

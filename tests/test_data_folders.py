@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from factory.data import DATA_DEFAULTS, clear_memory_cache, load_dataset
+from factory.data import clear_memory_cache, load_dataset
 from factory.data import decode as decode_module
 from factory.errors import FactoryError
+
+from .data_helpers import data_cfg
 
 COLORS = {"cat": (200, 30, 30), "dog": (30, 200, 30), "emu": (30, 30, 200)}
 
 
-def data_cfg(**overrides: object) -> SimpleNamespace:
-    return SimpleNamespace(**{**DATA_DEFAULTS, **overrides})
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory_cache():
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("fresh_memory_cache")
 
 
 def _save(path: Path, color: tuple[int, int, int], size: tuple[int, int] = (20, 20)) -> None:
@@ -110,6 +103,7 @@ def test_nested_folders_and_uppercase_extensions(tmp_path):
         ("no-classes", "no class folders"),
         ("empty-class", "holds no images"),
         ("stray-class", "no counterpart"),
+        ("one-class", "at least two"),
     ],
 )
 def test_image_folder_layout_errors(tmp_path, layout, needle):
@@ -121,6 +115,9 @@ def test_image_folder_layout_errors(tmp_path, layout, needle):
     if layout == "empty-class":
         write_image_folder(root, {"train": 2})
         (root / "train" / "zebra").mkdir()
+    if layout == "one-class":
+        _save(root / "train" / "cat" / "0.png", (0, 0, 0))
+        _save(root / "train" / "cat" / "1.png", (9, 9, 9))
     if layout == "stray-class":
         write_image_folder(root, {"train": 2})
         _save(root / "test" / "zebra" / "0.png", (0, 0, 0))

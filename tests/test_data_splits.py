@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from factory.data import (
-    DATA_DEFAULTS,
     DatasetSplits,
     Split,
     clear_memory_cache,
@@ -19,16 +18,9 @@ from factory.data import (
 )
 from factory.errors import FactoryError
 
+from .data_helpers import data_cfg
 
-def data_cfg(**overrides: object) -> SimpleNamespace:
-    return SimpleNamespace(**{**DATA_DEFAULTS, **overrides})
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory_cache():
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("fresh_memory_cache")
 
 
 def test_digits_sizes_classes_and_format():

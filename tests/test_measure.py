@@ -16,15 +16,12 @@ from factory.space.counting import count_macs, count_params
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
 
+from .space_helpers import tiny_spec
+
 CONFIGS_PER_KIND = 8
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_spec(kind: str) -> SpaceSpec:
-    plan = dict(resolutions=(24, 32), stem_channels=8, first_block_channels=8, stage_channels=(8, 16, 16, 24, 24))
-    return SpaceSpec(kind=kind, num_classes=10, **plan)
 
 
 def random_configs(spec: SpaceSpec, n: int, seed: int) -> list[SubnetConfig]:

@@ -11,18 +11,14 @@ import torch
 from factory.nn import StaticNetwork
 from factory.space import KINDS, BlockConfig, SpaceSpec, SubnetConfig
 
+from .space_helpers import tiny_spec
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_spec(kind: str) -> SpaceSpec:
-    return SpaceSpec(
-        kind=kind, resolutions=(24, 32), stem_channels=8, first_block_channels=8, stage_channels=(8, 16, 16, 24, 24)
-    )
 
 
 def small_config(spec: SpaceSpec, exit_: int) -> SubnetConfig:

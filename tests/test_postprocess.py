@@ -5,7 +5,8 @@ import torch
 from factory.elastic import build_supernet
 from factory.errors import FactoryError
 from factory.postprocess.finetune import best_exit_subset, postprocess_pick
-from factory.postprocess.picks import Budget, check_feasible, choose_picks, pareto_front, smallest_reachable
+from factory.postprocess.picks import choose_picks
+from factory.search.feasibility import Budget, check_feasible, smallest_reachable
 from factory.space import SubnetConfig, largest_config, smallest_config
 from factory.space.counting import count_params
 from tests.train_helpers import tiny_recipe, tiny_splits
@@ -27,12 +28,12 @@ def _archive(n: int = 40, seed: int = 0) -> list[dict]:
     return records
 
 
-def test_pareto_front_is_non_dominated():
-    errors = np.array([0.1, 0.2, 0.15, 0.3, 0.05])
-    costs = np.array([5.0, 1.0, 2.0, 0.5, 10.0])
-    front = pareto_front(errors, costs)
-    assert list(front) == [3, 1, 2, 0, 4]
-    assert list(pareto_front(np.array([0.2, 0.1]), np.array([1.0, 1.0]))) == [1]
+def test_picks_never_hold_the_same_trade_off_twice():
+    # Four records share the best (top1, params) point: the front counts it once, the first of them.
+    records = [{"config": {"id": i}, "top1": 0.9, "params": 100, "macs": 10} for i in range(4)]
+    records += [{"config": {"id": 4}, "top1": 0.8, "params": 50, "macs": 10}]
+    picks = choose_picks(records, Budget(), count=4)
+    assert [(p["config"]["id"], p["pick_reason"]) for p in picks] == [(0, "best-accuracy"), (4, "best-params")]
 
 
 def test_picks_meet_the_budget_and_include_the_extremes():
@@ -69,6 +70,15 @@ def test_infeasible_budget_names_the_smallest_reachable():
     with pytest.raises(FactoryError) as info:
         check_feasible(spec, Budget(params=params - 1))
     assert "smallest reachable" in str(info.value) and "\n" not in str(info.value)
+    # A search passes the smallest network its encoding can express, and its own advice.
+    last_exit = smallest_config(spec).with_exit(5)
+    assert smallest_reachable(spec, [last_exit]) > (params, macs)
+    with pytest.raises(FactoryError, match=r"raise --budget-params$"):
+        check_feasible(spec, Budget(params=params), [last_exit], "raise --budget-params")
+    check_feasible(spec, Budget.from_dict({}), [last_exit])
+    assert Budget.from_dict({"macs": 7}) == Budget(None, 7)
+    with pytest.raises(ValueError, match="latency"):
+        Budget.from_dict({"latency": 3})
 
 
 def test_best_exit_subset_respects_budget_and_keeps_own_exit():

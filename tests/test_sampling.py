@@ -15,6 +15,7 @@ from factory.space.sampling import (
     largest_vector,
     sample_configs,
     sample_depth_uniform,
+    sample_subnets,
     sample_uniform_genes,
     sample_vectors,
     smallest_vector,
@@ -61,6 +62,15 @@ def test_sample_configs() -> None:
     assert nat == e.decode_all(sample_uniform_genes(e, 5, np.random.default_rng(0)))
     with pytest.raises(ValueError, match="unknown sampler"):
         sample_vectors(e, 5, np.random.default_rng(0), sampler="lhs")  # type: ignore[arg-type]
+
+
+def test_sample_subnets_is_the_nat2_depth_uniform_sampler() -> None:
+    e = enc("nat2", "ee-dense-parallel")
+    drawn = sample_configs(e, 20, np.random.default_rng(3))
+    at_width = sample_subnets(e.spec, 20, np.random.default_rng(3), width=1.2)
+    assert sample_subnets(e.spec, 20, np.random.default_rng(3)) == drawn
+    assert at_width == [SubnetConfig(c.resolution, 1.2, c.exit, c.blocks) for c in drawn]
+    assert {c.exit for c in sample_subnets(e.spec, 200, np.random.default_rng(4))} == set(e.spec.exits())
 
 
 def test_explicit_generator_required() -> None:

@@ -55,6 +55,14 @@ def test_infeasible_members_rank_after_feasible_ones_by_violation() -> None:
     assert non_dominated(F, cv).tolist() == [0]
 
 
+def test_front_counts_identical_points_once_when_asked() -> None:
+    F = np.array([[0.1, 5.0], [0.2, 1.0], [0.15, 2.0], [0.3, 0.5], [0.05, 10.0]])
+    assert non_dominated(F).tolist() == [0, 1, 2, 3, 4]
+    twins = np.array([[0.2, 1.0], [0.1, 1.0], [0.1, 1.0], [0.1, 2.0]])
+    assert non_dominated(twins).tolist() == [1, 2]
+    assert non_dominated(twins, distinct=True).tolist() == [1]
+
+
 def test_truncation_keeps_the_non_dominated_front(encoding) -> None:
     rng = np.random.default_rng(1)
     params = np.arange(1, 31) * 1000.0
@@ -107,6 +115,16 @@ def test_subset_selection_hand_case() -> None:
     assert select_subset(np.zeros((0, 2)), candidates, 1) == [0]
     assert select_subset(front, np.zeros((0, 2)), 3) == []
     assert gap_spread(np.array([[0.0], [0.5], [1.0]])) == 0.0
+
+
+def test_subset_selection_by_distance_hand_case() -> None:
+    held = np.array([[0.0, 1.0], [1.0, 0.0]])
+    candidates = np.array([[0.1, 0.9], [0.5, 0.5], [0.9, 0.1], [0.45, 0.55]])
+    # Farthest from both ends first (0.5, 0.5); then 0.1 and 0.9 tie and the earlier row wins.
+    assert select_subset(held, candidates, 3, criterion="distance") == [1, 0, 2]
+    assert select_subset(np.zeros((0, 2)), candidates, 2, criterion="distance") == [0, 2]
+    with pytest.raises(ValueError, match="criterion"):
+        select_subset(held, candidates, 1, criterion="random")  # type: ignore[arg-type]
 
 
 def test_gene_distribution_samples_only_seen_values(encoding) -> None:

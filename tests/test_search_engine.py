@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from factory.search.engine import run_search
 from factory.search.evaluation import SubnetEvaluator
 from factory.space.encoding import get_encoding
 from factory.space.sampling import largest_vector, sample_configs, smallest_vector
-from factory.train.checkpoint import save_checkpoint
+from factory.train.checkpoint import load_checkpoint, save_checkpoint
 from tests.train_helpers import tiny_recipe, tiny_splits
 
 SEARCH = {
@@ -37,9 +38,7 @@ SEARCH = {
 
 def make_recipe(**search):
     recipe = tiny_recipe("ee-dense", bn_calib_images=32, eval_batch_size=64)
-    for key, value in {**SEARCH, **search}.items():
-        setattr(recipe.search, key, value)
-    return recipe
+    return dataclasses.replace(recipe, search=dataclasses.replace(recipe.search, **{**SEARCH, **search}))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +91,7 @@ def test_nat2_end_to_end(trained, splits, tmp_path) -> None:
     first = log(run)[0]
     assert {"config", "encoding", "top1", "params", "macs", "iteration", "version", "phase"} <= set(first)
     # The initial archive: the size asked for, with the smallest and the largest network.
-    encoding = get_encoding("nat2", torch.load(run / "supernet" / "supernet.pt", weights_only=False)["spec"])
+    encoding = get_encoding("nat2", json_spec(run))
     state = json.loads((folder / "state.json").read_text())
     init = [r for r in log(run) if r["phase"] == "init"]
     assert len(init) == 16
@@ -117,7 +116,7 @@ def test_initial_archive_keeps_the_extremes(trained, splits, tmp_path) -> None:
 
 
 def json_spec(run: Path):
-    return torch.load(run / "supernet" / "supernet.pt", weights_only=False)["spec"]
+    return load_checkpoint(run / "supernet" / "supernet.pt")["spec"]
 
 
 def test_nat_baseline_grows_its_archive(trained, splits, tmp_path) -> None:
@@ -208,10 +207,46 @@ def test_cache_hits_avoid_reevaluation(trained, splits, monkeypatch) -> None:
     first, cached = evaluator.top1(config)
     again, cached_again = evaluator.top1(config)
     assert (cached, cached_again) == (False, True) and first == again and calls["n"] == 1
-    assert evaluator.cache.stats.hits == 1 and evaluator.cache.stats.evaluations == 1
+    assert evaluator.cache_hits == 1 and evaluator.evaluations == 1
     old = evaluator.version
     with torch.no_grad():
         next(nets[config.width].parameters()).add_(0.1)
     assert evaluator.refresh() != old  # new weights, new version: evaluated again
     evaluator.top1(config)
     assert calls["n"] == 2
+
+
+def test_stepping_with_ask_and_tell_matches_run(trained, splits, tmp_path) -> None:
+    from factory.search.engine import SearchEngine
+    from factory.search.settings import resolve_settings
+    from factory.train.trainer import load_supernets
+
+    recipe = make_recipe(iterations=1, init_multiplier=1)
+    ran = search(fresh_run(trained, tmp_path / "ran"), splits, recipe=recipe)
+    run = fresh_run(trained, tmp_path / "stepped")
+    spec, nets, _ = load_supernets(run / "supernet" / "supernet.pt")
+    seen = []
+
+    class Record:
+        def on_iteration_end(self, engine, record):
+            seen.append((record["iteration"], engine.iteration))
+
+    engine = SearchEngine(
+        recipe, spec, nets, splits, resolve_settings(recipe.search), run / "search", backend="eager", progress=False
+    )
+    engine.callbacks.append(Record())
+    assert not engine.has_next()  # nothing before setup
+    engine.setup()
+    while engine.has_next():
+        candidates = engine.ask()
+        with pytest.raises(ValueError):
+            engine.tell([])
+        assert len(candidates) == 2
+        record = engine.tell(engine.evaluate(candidates))
+        assert record["iteration"] == engine.iteration == 1
+    with pytest.raises(RuntimeError):
+        engine.tell([])  # nothing asked
+    result = engine.finish()
+    assert seen == [(0, 0), (1, 1)]
+    assert [(r["key"], r["top1"]) for r in result["archive"]] == [(r["key"], r["top1"]) for r in ran["archive"]]
+    assert log(run) == log(tmp_path / "ran" / "run")

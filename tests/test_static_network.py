@@ -12,12 +12,9 @@ from factory.nn import StaticNetwork, stage_forward
 from factory.space import KINDS, BlockConfig, SpaceSpec, SubnetConfig, largest_config, smallest_config
 from factory.space.counting import count_macs, count_params
 
+from .space_helpers import tiny_spec
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_spec(kind: str, **overrides) -> SpaceSpec:
-    plan = dict(resolutions=(24, 32), stem_channels=8, first_block_channels=8, stage_channels=(8, 16, 16, 24, 24))
-    return SpaceSpec(kind=kind, num_classes=10, **(plan | overrides))
 
 
 def random_config(spec: SpaceSpec, rng: np.random.Generator, width: float | None = None) -> SubnetConfig:

@@ -13,17 +13,14 @@ from factory.elastic.registry import list_supernets
 from factory.errors import FactoryError
 from factory.space import KINDS, BlockConfig, SpaceSpec, SubnetConfig, largest_config, smallest_config
 from factory.space.counting import count_params
+from factory.space.sampling import sample_subnets
+
+from .space_helpers import tiny_spec
 
 CONFIGS_PER_KIND = 40
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_spec(kind: str) -> SpaceSpec:
-    return SpaceSpec(
-        kind=kind, resolutions=(24, 32), stem_channels=8, first_block_channels=8, stage_channels=(8, 16, 16, 24, 24)
-    )
 
 
 @torch.no_grad()
@@ -197,6 +194,8 @@ def test_sample_active_is_seeded() -> None:
     a = [net.sample_active(np.random.default_rng(7)) for _ in range(2)]
     assert a[0] == a[1] == net.active_config
     assert all(b is None or b.branches in range(1, 8) for b in a[0].blocks)
+    # The training sampler, at this super-network's width.
+    assert a[0] == sample_subnets(net.spec, 1, np.random.default_rng(7), net.width)[0]
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

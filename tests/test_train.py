@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -7,7 +8,9 @@ import torch
 from factory.errors import FactoryError
 from factory.space import KINDS
 from factory.train.trainer import SupernetTrainer, train_supernet
-from tests.train_helpers import tiny_recipe, tiny_splits
+from tests.train_helpers import InterruptAfter, tiny_recipe, tiny_splits
+
+ONE_WIDTH = {"widths": [1.0]}
 
 
 def _weights(trainer: SupernetTrainer) -> dict[str, torch.Tensor]:
@@ -29,31 +32,26 @@ def test_every_kind_trains_a_step_without_nans(kind, tmp_path):
     assert {"largest_test_top1", "smallest_test_top1", "train_seconds"} <= set(saved)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):
-    recipe = tiny_recipe("ee-dense", warmup_epochs=2, epochs=2)
-    recipe.space.widths = (1.0,)
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    recipe = tiny_recipe("ee-dense", warmup_epochs=2, epochs=2, space=ONE_WIDTH)
     splits = tiny_splits()
     full = SupernetTrainer(recipe, tmp_path / "full", device="cpu", splits=splits, progress=False)
     full.run()
 
-    calls = {"n": 0}
-    original = SupernetTrainer._epoch
-
-    def interrupted(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:  # the first elastic epoch: warm-up is checkpointed, elastic is not
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SupernetTrainer, "_epoch", interrupted)
-    first = SupernetTrainer(recipe, tmp_path / "part", device="cpu", splits=splits, progress=False)
+    # Stopped after the warm-up: it is checkpointed, no elastic epoch has run.
+    first = SupernetTrainer(
+        recipe, tmp_path / "part", device="cpu", splits=splits, progress=False, callbacks=[InterruptAfter(2)]
+    )
     with pytest.raises(KeyboardInterrupt):
         first.run()
-    monkeypatch.setattr(SupernetTrainer, "_epoch", original)
+    assert sorted(p.name for p in (tmp_path / "part" / "supernet" / "epochs").iterdir()) == [
+        "00-warmup-w1-e001.json",
+        "00-warmup-w1-e002.json",
+    ]
 
     again = SupernetTrainer(recipe, tmp_path / "part", device="cpu", splits=splits, progress=False)
     assert again.resume()
-    assert (again.start_phase, again.start_epoch) == (1, 0)
+    assert (again.phase_index, again.epoch) == (1, 0)
     again.run()
     a, b = _weights(full), _weights(again)
     assert a.keys() == b.keys()
@@ -62,27 +60,18 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeyp
     assert [r["loss"] for r in full.history] == [r["loss"] for r in again.history]
 
 
-def test_resume_mid_phase_restores_optimizer(tmp_path, monkeypatch):
-    recipe = tiny_recipe("se-base", warmup_epochs=3, epochs=0)
-    recipe.space.widths = (1.0,)
+def test_resume_mid_phase_restores_optimizer(tmp_path):
+    recipe = tiny_recipe("se-base", warmup_epochs=3, epochs=0, space=ONE_WIDTH)
     splits = tiny_splits()
     full = SupernetTrainer(recipe, tmp_path / "full", device="cpu", splits=splits, progress=False)
     full.run()
-    original = SupernetTrainer._epoch
-    calls = {"n": 0}
-
-    def interrupted(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SupernetTrainer, "_epoch", interrupted)
+    part = SupernetTrainer(
+        recipe, tmp_path / "part", device="cpu", splits=splits, progress=False, callbacks=[InterruptAfter(1)]
+    )
     with pytest.raises(KeyboardInterrupt):
-        SupernetTrainer(recipe, tmp_path / "part", device="cpu", splits=splits, progress=False).run()
-    monkeypatch.setattr(SupernetTrainer, "_epoch", original)
+        part.run()
     again = SupernetTrainer(recipe, tmp_path / "part", device="cpu", splits=splits, progress=False)
-    assert again.resume() and (again.start_phase, again.start_epoch) == (0, 1)
+    assert again.resume() and (again.phase_index, again.epoch) == (0, 1)
     again.run()
     a, b = _weights(full), _weights(again)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -91,8 +80,7 @@ def test_resume_mid_phase_restores_optimizer(tmp_path, monkeypatch):
 def test_existing_checkpoint_needs_resume(tmp_path, monkeypatch):
     import factory.train.trainer as trainer_module
 
-    recipe = tiny_recipe("se-base", warmup_epochs=1, epochs=0)
-    recipe.space.widths = (1.0,)
+    recipe = tiny_recipe("se-base", warmup_epochs=1, epochs=0, space=ONE_WIDTH)
     monkeypatch.setattr(trainer_module, "load_dataset", lambda cfg: tiny_splits())
     (tmp_path / "supernet").mkdir()
     (tmp_path / "supernet" / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -103,25 +91,48 @@ def test_existing_checkpoint_needs_resume(tmp_path, monkeypatch):
 
 
 def test_resume_with_other_recipe_is_refused(tmp_path):
-    recipe = tiny_recipe("se-base", warmup_epochs=1, epochs=0)
-    recipe.space.widths = (1.0,)
+    recipe = tiny_recipe("se-base", warmup_epochs=1, epochs=0, space=ONE_WIDTH)
     splits = tiny_splits(n_train=32, n_eval=32)
     SupernetTrainer(recipe, tmp_path, device="cpu", splits=splits, progress=False).run()
-    recipe.train.lr = 0.5
+    recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, lr=0.5))
     other = SupernetTrainer(recipe, tmp_path, device="cpu", splits=splits, progress=False)
     with pytest.raises(FactoryError, match=r"train\.lr"):
         other.resume()
 
 
-def test_adaptation_trains_only_sampled_configs(tmp_path):
+def test_stepping_matches_run_and_reports_each_epoch(tmp_path):
+    recipe = tiny_recipe("se-base", warmup_epochs=1, epochs=1, space=ONE_WIDTH)
+    splits = tiny_splits(n_train=32, n_eval=32)
+    seen = []
+
+    class Record:
+        def on_epoch_end(self, trainer, result):
+            seen.append((result.phase_index, result.phase.name, result.epoch, trainer.phase_index, trainer.epoch))
+
+    stepped = SupernetTrainer(recipe, None, device="cpu", splits=splits, progress=False, callbacks=[Record()])
+    results = []
+    while stepped.has_next():
+        results.append(stepped.next())
+    assert [r.record for r in results] == stepped.history
+    assert seen == [(0, "warmup-w1", 1, 1, 0), (1, "elastic-w1", 1, 2, 0)]
+    assert stepped.finish() == {"history": stepped.history}
+    with pytest.raises(RuntimeError):
+        stepped.next()
+    ran = SupernetTrainer(recipe, tmp_path, device="cpu", splits=splits, progress=False)
+    ran.run()
+    a, b = _weights(stepped), _weights(ran)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in stepped.history] == [r["loss"] for r in ran.history]
+
+
+def test_adaptation_trains_only_sampled_configs(tmp_path, monkeypatch):
     import numpy as np
 
     from factory.elastic import build_supernets
     from factory.space import largest_config
     from factory.train.trainer import adapt_supernets
 
-    recipe = tiny_recipe("se-base")
-    recipe.space.widths = (1.0,)
+    recipe = tiny_recipe("se-base", space=ONE_WIDTH)
     splits = tiny_splits(n_train=64)
     spec = recipe.space.to_spec(splits.num_classes)
     nets = build_supernets(spec)
@@ -133,7 +144,9 @@ def test_adaptation_trains_only_sampled_configs(tmp_path):
         seen.extend(configs)
         return configs
 
+    monkeypatch.chdir(tmp_path)
     history = adapt_supernets(recipe, nets, splits, sampler, epochs=1, seed=1, device="cpu", progress=False)
+    assert not list(tmp_path.iterdir())  # adaptation writes nothing
     assert [h["phase"] for h in history] == ["adapt-w1"]
     assert seen and all(c.resolution == 16 for c in seen)
     after = nets[1.0].state_dict()
@@ -150,16 +163,17 @@ def test_sandwich_adds_the_maximal_network_to_every_elastic_batch(sandwich, shar
 
     recipe = tiny_recipe("ee-dense", sandwich=sandwich, sandwich_share=share)
     trainer = SupernetTrainer(recipe, tmp_path, device="cpu", splits=tiny_splits(), progress=False)
-    targets = trainer._phase_targets(Phase("elastic", 1.0, 1, 0.01), np.random.default_rng(0), 2)
-    configs, exits, alphas, shares = targets
+    targets = trainer.step_targets(Phase("elastic", 1.0, 1, 0.01), np.random.default_rng(0), 2)
+    shares = [t.share for t in targets]
     sampled = slice(1, None) if sandwich else slice(None)
-    assert len(configs) == len(exits) == len(alphas) == len(shares) == 2 + sandwich
-    assert exits[sampled] == [None, None]
+    assert len(targets) == 2 + sandwich
+    assert [t.exits for t in targets[sampled]] == [None, None]
     assert sum(shares) == pytest.approx(1.0)
     if sandwich:
-        assert configs[0] == largest_config(trainer.spec, width=1.0)
-        assert exits[0] == trainer.spec.exits()
-        assert alphas[0] == trainer._phase_targets(Phase("warmup", 1.0, 1, 0.01), None, 1)[2][0]
+        (warmup,) = trainer.step_targets(Phase("warmup", 1.0, 1, 0.01), None, 1)
+        assert targets[0].config == largest_config(trainer.spec, width=1.0) == warmup.config
+        assert targets[0].exits == trainer.spec.exits() == warmup.exits
+        assert targets[0].alpha == warmup.alpha
         assert shares[0] == pytest.approx(share or 1 / 3)
         assert shares[1] == shares[2] == pytest.approx((1 - shares[0]) / 2)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from factory.data import DatasetSplits, Split
@@ -25,7 +27,8 @@ TINY_DATA = {
 }
 
 
-def tiny_recipe(kind: str = "ee-dense", **train):
+def tiny_recipe(kind: str = "ee-dense", space: dict[str, Any] | None = None, **train):
+    """A tiny recipe of `kind`; `space` overrides space fields (e.g. {"widths": [1.0]}), the rest go to train."""
     settings = {
         "batch_size": 32,
         "warmup_epochs": 1,
@@ -42,10 +45,23 @@ def tiny_recipe(kind: str = "ee-dense", **train):
         {
             "name": "tiny",
             "data": dict(TINY_DATA),
-            "space": {"kind": kind, **TINY_SPACE},
+            "space": {"kind": kind, **TINY_SPACE, **(space or {})},
             "train": settings,
         }
     )
+
+
+class InterruptAfter:
+    """A training callback that stops the run with KeyboardInterrupt once `epochs` epochs are written."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.seen = 0
+
+    def on_epoch_end(self, trainer: Any, result: Any) -> None:
+        self.seen += 1
+        if self.seen == self.epochs:
+            raise KeyboardInterrupt
 
 
 def tiny_splits(n_train: int = 96, n_eval: int = 64, classes: int = 4, seed: int = 0) -> DatasetSplits:

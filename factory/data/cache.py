@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 
 from factory.data.config import option
+from factory.io import save_torch_atomic
 
 CACHE_FORMAT = 1
 MEMORY_ENTRIES = 4
@@ -102,23 +102,14 @@ def _read(path: Path, key: str) -> Decoded:
 
 
 def _write_atomic(path: Path, key: str, decoded: Decoded) -> None:
-    """torch.save to a temp file in the same folder, then os.replace: readers never see a half-written entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically (temp file, then rename): readers never see a half-written entry."""
     payload = {
         "format": CACHE_FORMAT,
         "key": key,
         "class_names": list(decoded.class_names),
         "parts": {name: {"images": imgs, "labels": lbls} for name, (imgs, lbls) in decoded.parts.items()},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    save_torch_atomic(path, payload)
 
 
 def disk_cached(cfg: Any, *, label: str, key: str, build: Callable[[], Decoded]) -> Decoded:

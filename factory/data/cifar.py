@@ -55,7 +55,7 @@ def _root(name: str, reader: type[datasets.CIFAR10], cfg: Any) -> Path:
         root = root.parent
     if option(cfg, "download"):
         root.mkdir(parents=True, exist_ok=True)
-        _read(name, reader, root, train=True, download=True)
+        read_official(name, reader, root, train=True, download=True)
     folder = root / reader.base_folder
     missing = [f for f in expected_files(reader) if not (folder / f).is_file()]
     if missing:
@@ -64,7 +64,10 @@ def _root(name: str, reader: type[datasets.CIFAR10], cfg: Any) -> Path:
     return root
 
 
-def _read(name: str, reader: type[datasets.CIFAR10], root: Path, *, train: bool, download: bool) -> datasets.CIFAR10:
+def read_official(
+    name: str, reader: type[datasets.CIFAR10], root: Path, *, train: bool, download: bool
+) -> datasets.CIFAR10:
+    """One split through torchvision, which opens a batch file only when its checksum is the official one."""
     try:
         return reader(root=str(root), train=train, download=download)
     except RuntimeError as exc:
@@ -78,7 +81,7 @@ def _decode(name: str, reader: type[datasets.CIFAR10], root: Path, image_size: i
     parts = {}
     class_names: list[str] = []
     for part, train in (("train", True), ("test", False)):
-        ds = _read(name, reader, root, train=train, download=False)
+        ds = read_official(name, reader, root, train=train, download=False)
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2)  # N x 32 x 32 x 3 -> N x 3 x 32 x 32
         parts[part] = (resize_uint8(images, image_size), torch.as_tensor(ds.targets, dtype=torch.int64))
         class_names = list(ds.classes)

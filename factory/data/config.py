@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from factory.bounds import Count, Positive, PositiveInt, Probability, Seed
 from factory.errors import FactoryError
 
 
@@ -17,15 +18,15 @@ class DataConfig:
 
     dataset: str = "digits"  # registry name: digits, cifar10, cifar100, tinyimagenet, imagefolder
     data_dir: str | None = None  # the user's data folder (not used by digits)
-    image_size: int = 32  # images are decoded/resized to this square size and cached as uint8
-    val_size: int | None = None  # None: the dataset's default (the paper's Table 1 where it has one)
-    split_seed: int = 0  # seeds the stratified train/validation carving
+    image_size: PositiveInt = 32  # images are decoded/resized to this square size and cached as uint8
+    val_size: Count | None = None  # None: the dataset's default (the paper's Table 1 where it has one)
+    split_seed: Seed = 0  # seeds the stratified train/validation carving
     cache_dir: str | None = None  # None: $FACTORY_CACHE or ~/.cache/factory
     download: bool = False  # let torchvision download CIFAR (only when the user asks and a network exists)
-    crop_padding: int = 4  # random crop with this zero padding (0 = off)
+    crop_padding: Count = 4  # random crop with this zero padding (0 = off)
     flip: bool = True  # random horizontal flip
-    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-    std: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+    mean: tuple[Probability, Probability, Probability] = (0.4914, 0.4822, 0.4465)  # of pixels scaled to [0, 1]
+    std: tuple[Positive, Positive, Positive] = (0.2470, 0.2435, 0.2616)
 
 
 _DEFAULT = DataConfig()

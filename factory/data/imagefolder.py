@@ -64,6 +64,11 @@ def scan_image_folder(root: Path) -> tuple[list[str], dict[str, Listing]]:
         raise FactoryError(
             f"dataset imagefolder: {train_dir} has no class folders; --data-dir DIR must be laid out as {LAYOUT}"
         )
+    if len(classes) < 2:
+        raise FactoryError(
+            f"dataset imagefolder: {train_dir} has one class folder ({classes[0]}); a classifier needs at least two: "
+            f"add a folder of images per class ({LAYOUT})"
+        )
     index = {name: i for i, name in enumerate(classes)}
     listings: dict[str, Listing] = {}
     for part in PARTS:

@@ -8,17 +8,15 @@ from itertools import islice
 import torch
 from torch import nn
 
-from factory.nn.stage import stage_forward
+from factory.nn.stage import Stage, stage_forward
 from factory.space.config import BlockConfig
 
 
-class ElasticStage(nn.Module):
-    """Elastic depth: the first `len(blocks)` slots run, wired plainly or densely like the static Stage."""
+class ElasticStage(Stage):
+    """A Stage with elastic depth: the first `depth` slots run, wired plainly or densely as the static Stage."""
 
     def __init__(self, slots: Sequence[nn.Module], dense: bool) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(slots)
-        self.dense = dense
+        super().__init__(slots, dense)
         self.depth = len(self.blocks)
 
     def set_active(self, blocks: Sequence[BlockConfig]) -> None:

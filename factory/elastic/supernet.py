@@ -14,17 +14,17 @@ from factory.elastic.stage import ElasticStage
 from factory.elastic.state import copied_state, prefixed
 from factory.errors import FactoryError
 from factory.nn.layers import init_weights
-from factory.nn.network import StaticNetwork, build_head, build_stem
+from factory.nn.network import ExitNetwork, StaticNetwork, build_heads, build_stem
 from factory.nn.parallel import Transform, conv_branch
 from factory.space.config import (
     BLOCKS_PER_STAGE,
     NUM_STAGES,
-    BlockConfig,
     SpaceSpec,
     SubnetConfig,
     largest_config,
 )
 from factory.space.counting import block_io, resolve_exits
+from factory.space.sampling import sample_subnets
 
 
 def _check_spec(spec: SpaceSpec, width: float) -> None:
@@ -38,11 +38,7 @@ def _check_spec(spec: SpaceSpec, width: float) -> None:
         raise FactoryError(f"space.depths must lie in 2..{BLOCKS_PER_STAGE}, got {spec.depths}")
 
 
-def _pick(rng: np.random.Generator, values: tuple) -> object:
-    return values[int(rng.integers(len(values)))]
-
-
-class OFASupernet(nn.Module):
+class OFASupernet(ExitNetwork):
     """Weight-sharing super-network: every sub-network of `spec` at width `width` is a slice of it.
 
     Widths 1.0 and 1.2 are separate super-networks (see `build_supernets`). Stem, fixed first block, exit
@@ -61,7 +57,7 @@ class OFASupernet(nn.Module):
         self.stages = nn.ModuleList(
             ElasticStage([self._slot(s, i) for i in range(BLOCKS_PER_STAGE)], spec.dense) for s in range(NUM_STAGES)
         )
-        self.heads = nn.ModuleDict({f"exit{x}": build_head(spec, x - 1, width) for x in spec.exits()})
+        self.heads = build_heads(spec, spec.exits(), width)
         self.apply(init_weights)
         self.set_max()
 
@@ -101,7 +97,7 @@ class OFASupernet(nn.Module):
         for s, stage in enumerate(self.stages):
             stage.set_active(config.stage(s))
         self._config, self._exits = config, exits
-        self._head_after = tuple(f"exit{s + 1}" if s + 1 in exits else None for s in range(max(exits)))
+        self.route_exits(exits)
 
     def set_max(self) -> None:
         """Activate the maximal network, with every exit of the kind (five for early-exit kinds)."""
@@ -115,14 +111,8 @@ class OFASupernet(nn.Module):
                 module.sort_channels()
 
     def sample_active(self, rng: np.random.Generator) -> SubnetConfig:
-        """Activate and return a uniform sample: depth per stage, then kernel/expand/mask per block, exit."""
-        spec, blocks = self.spec, []
-        for _ in range(NUM_STAGES):
-            depth = _pick(rng, spec.depths)
-            for i in range(BLOCKS_PER_STAGE):
-                block = BlockConfig(_pick(rng, spec.kernels), _pick(rng, spec.expands), _pick(rng, spec.branch_masks()))
-                blocks.append(block if i < depth else None)
-        config = SubnetConfig(_pick(rng, spec.resolutions), self.width, _pick(rng, spec.exits()), tuple(blocks))
+        """Activate and return a depth-uniform sample at this width, drawn as training draws (`sample_subnets`)."""
+        config = sample_subnets(self.spec, 1, rng, self.width)[0]
         self.set_active(config)
         return config
 
@@ -133,15 +123,6 @@ class OFASupernet(nn.Module):
     @property
     def active_exits(self) -> tuple[int, ...]:
         return self._exits
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        x = self.first(self.stem(x))
-        outs = []
-        for stage, head in zip(self.stages, self._head_after, strict=False):  # stages past the last exit never run
-            x = stage(x)
-            if head is not None:
-                outs.append(self.heads[head](x))
-        return outs[0] if len(outs) == 1 else outs
 
     def get_active_subnet(self, exits: tuple[int, ...] | None = None) -> StaticNetwork:
         """The active sub-network as a StaticNetwork with copied weights (kernels transformed) and BN statistics.

@@ -1,4 +1,8 @@
-"""StaticNetwork: the plain, exportable network of one sub-network (no elastic code)."""
+"""StaticNetwork: the plain, exportable network of one sub-network (no elastic code).
+
+ExitNetwork holds the stem -> stages -> exit heads loop; the super-network (factory.elastic) inherits it
+too, so the two cannot drift apart. Nothing here imports factory.elastic.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +50,40 @@ def build_head(spec: SpaceSpec, stage: int, width: float) -> ExitHead:
     return ExitHead(spec.stage_out(stage, width), mid, features, spec.num_classes, spec.dropout)
 
 
-class StaticNetwork(nn.Module):
+def build_heads(spec: SpaceSpec, exits: tuple[int, ...], width: float) -> nn.ModuleDict:
+    """One head per exit, keyed "exit<x>" as every network (static or super) names them."""
+    return nn.ModuleDict({f"exit{x}": build_head(spec, x - 1, width) for x in exits})
+
+
+class ExitNetwork(nn.Module):
+    """stem -> fixed MBConv -> stages[:max(exits)] -> one exit head per exit: the forward of both networks.
+
+    The static network and the super-network inherit this one loop, so an extracted network computes in
+    the same order (bit for bit) what the super-network computes. Subclasses build `stem`, `first`,
+    `stages` and `heads` and call `route_exits` whenever their exits change; stages after the last exit
+    never run. Forward returns a tensor for one exit, else a list of logits in exit order.
+    """
+
+    stem: nn.Module
+    first: nn.Module
+    stages: nn.ModuleList
+    heads: nn.ModuleDict
+
+    def route_exits(self, exits: tuple[int, ...]) -> None:
+        """Run stages 1..max(exits) and the head after each stage in `exits`."""
+        self._head_after = tuple(f"exit{s + 1}" if s + 1 in exits else None for s in range(max(exits)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        x = self.first(self.stem(x))
+        outs = []
+        for stage, head in zip(self.stages, self._head_after, strict=False):  # stages past the last exit never run
+            x = stage(x)
+            if head is not None:
+                outs.append(self.heads[head](x))
+        return outs[0] if len(outs) == 1 else outs
+
+
+class StaticNetwork(ExitNetwork):
     """stem -> fixed MBConv -> stages[:max(exits)] -> one exit head per exit.
 
     Args:
@@ -68,15 +105,6 @@ class StaticNetwork(nn.Module):
             Stage([build_level(spec, s, i, width, b) for i, b in enumerate(config.stage(s))], spec.dense)
             for s in range(max(self.exits))
         )
-        self.heads = nn.ModuleDict({f"exit{x}": build_head(spec, x - 1, width) for x in self.exits})
-        self._head_after = tuple(f"exit{s + 1}" if s + 1 in self.exits else None for s in range(len(self.stages)))
+        self.heads = build_heads(spec, self.exits, width)
+        self.route_exits(self.exits)
         self.apply(init_weights)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        x = self.first(self.stem(x))
-        outs = []
-        for stage, head in zip(self.stages, self._head_after, strict=True):
-            x = stage(x)
-            if head is not None:
-                outs.append(self.heads[head](x))
-        return outs[0] if len(outs) == 1 else outs

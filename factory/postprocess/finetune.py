@@ -13,7 +13,6 @@ subset of exits whose ensemble network still meets the budget. e = 0 keeps the e
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -26,11 +25,11 @@ from tqdm.auto import tqdm
 from factory.data import DatasetSplits, Split, iterate_batches
 from factory.elastic import OFASupernet
 from factory.nn import StaticNetwork
-from factory.postprocess.picks import Budget
 from factory.recipe import Recipe
+from factory.search.feasibility import Budget
 from factory.space import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
-from factory.train.aep import aep_loss, aep_weights, ensemble_logits
+from factory.train.aep import aep_loss, aep_weights, ensemble_logits, prune_exits
 from factory.train.batchnorm import calibration_subset, recalibrate_bn
 from factory.train.evaluate import top1
 
@@ -152,23 +151,18 @@ def best_exit_subset(
     config: SubnetConfig,
     budget: Budget,
 ) -> tuple[int, ...]:
-    """AEP pruning: the exit subset whose UNIF ensemble is most accurate on validation, within the budget.
+    """AEP pruning (`prune_exits`, UNIF ensembles) of a pick's `exits`, whose `logits` are given.
 
-    The subset always contains the pick's own exit x (it sets the network's depth); ties go to fewer exits.
+    The subset always contains the pick's own exit x (it sets the network's depth), and its ensemble
+    network must meet the budget; when none does, x alone is kept.
     """
-    best: tuple[float, int, tuple[int, ...]] | None = None
-    others = [e for e in exits if e != config.exit]
-    for size in range(len(others) + 1):
-        for chosen in itertools.combinations(others, size):
-            subset = (*chosen, config.exit)
-            if not budget.allows(count_params(spec, config, subset), count_macs(spec, config, subset)):
-                continue
-            idx = [exits.index(e) for e in subset]
-            beta = aep_weights("unif", len(subset))[1]
-            acc = top1(ensemble_logits([logits[i] for i in idx], beta), labels)
-            if best is None or acc > best[0]:
-                best = (acc, -len(subset), subset)
-    return best[2] if best is not None else (config.exit,)
+
+    def fits(subset: tuple[int, ...]) -> bool:
+        kept = tuple(exits[i] for i in subset)
+        return budget.allows(count_params(spec, config, kept), count_macs(spec, config, kept))
+
+    best = prune_exits(logits, labels, "unif", keep=(exits.index(config.exit),), allowed=fits)
+    return (config.exit,) if best is None else tuple(exits[i] for i in best[0])
 
 
 def postprocess_pick(

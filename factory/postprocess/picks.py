@@ -4,78 +4,26 @@ From the archive's members that meet the budget (params <= P and/or MACs <= M), 
 of (top-1 error, secondary objective) is taken; the picks are the best-accuracy network, the best network
 in the secondary objective, and then the members of the front that spread the rest most evenly along it
 (largest minimum distance in normalised objective space), up to `count` in all.
+
+The front, the spread selection and the budget are the search's own (`factory.search.archive`,
+`factory.search.subset`, `factory.search.feasibility`), so picks and search agree on what they mean.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from factory.budget import format_count
 from factory.errors import FactoryError
-from factory.space import SpaceSpec, SubnetConfig, smallest_config
-from factory.space.counting import count_macs, count_params
+from factory.search.archive import non_dominated
+from factory.search.feasibility import Budget, check_feasible, smallest_reachable
+from factory.search.subset import select_subset
+from factory.space import SubnetConfig
 
-
-@dataclass(frozen=True)
-class Budget:
-    """Device limits; None means unlimited."""
-
-    params: int | None = None
-    macs: int | None = None
-
-    def allows(self, params: int, macs: int) -> bool:
-        return (self.params is None or params <= self.params) and (self.macs is None or macs <= self.macs)
-
-    def describe(self) -> str:
-        parts = []
-        if self.params is not None:
-            parts.append(f"params <= {format_count(self.params)}")
-        if self.macs is not None:
-            parts.append(f"MACs <= {format_count(self.macs)}")
-        return " and ".join(parts) or "no budget"
-
-    def to_dict(self) -> dict[str, int | None]:
-        return {"params": self.params, "macs": self.macs}
-
-
-def smallest_reachable(spec: SpaceSpec) -> tuple[int, int]:
-    """The fewest params and MACs any sub-network of the space has (smallest config, every width and exit)."""
-    params, macs = [], []
-    for width in spec.widths:
-        base = smallest_config(spec, width=width, resolution=min(spec.resolutions))
-        for exit_ in spec.exits():
-            config = base.with_exit(exit_)
-            params.append(count_params(spec, config))
-            macs.append(count_macs(spec, config))
-    return min(params), min(macs)
-
-
-def check_feasible(spec: SpaceSpec, budget: Budget) -> None:
-    """Fail early, naming the smallest reachable counts, when no sub-network can meet the budget."""
-    params, macs = smallest_reachable(spec)
-    too_tight = (budget.params is not None and budget.params < params) or (
-        budget.macs is not None and budget.macs < macs
-    )
-    if too_tight:
-        raise FactoryError(
-            f"no sub-network can meet {budget.describe()}: the smallest reachable is {format_count(params)} params "
-            f"and {format_count(macs)} MACs; raise the budget"
-        )
-
-
-def pareto_front(errors: np.ndarray, costs: np.ndarray) -> np.ndarray:
-    """Indices of the non-dominated points (minimising both), sorted by cost."""
-    order = np.lexsort((errors, costs))
-    front, best = [], np.inf
-    for i in order:
-        if errors[i] < best:
-            front.append(i)
-            best = errors[i]
-    return np.asarray(front, dtype=int)
+__all__ = ["Budget", "check_feasible", "choose_picks", "pick_id", "smallest_reachable"]
 
 
 def choose_picks(
@@ -99,23 +47,16 @@ def choose_picks(
         )
     errors = np.array([1.0 - float(r["top1"]) for r in feasible])
     costs = np.array([float(r[objective]) for r in feasible])
-    front = pareto_front(errors, costs)
+    points = np.column_stack([errors, costs])
+    front = non_dominated(points, distinct=True)
+    front = front[np.argsort(costs[front], kind="stable")]
     chosen = [int(front[np.argmin(errors[front])]), int(front[0])]
     reasons = {chosen[0]: "best-accuracy", chosen[1]: f"best-{objective}"}
     chosen = list(dict.fromkeys(chosen))
-    if len(front) > len(chosen) and count > len(chosen):
-        points = np.stack([errors[front], costs[front]], axis=1)
-        span = np.ptp(points, axis=0)
-        points = (points - points.min(axis=0)) / np.where(span > 0, span, 1.0)
-        position = {int(i): k for k, i in enumerate(front)}
-        while len(chosen) < min(count, len(front)):
-            taken = points[[position[i] for i in chosen]]
-            gaps = np.min(np.linalg.norm(points[:, None, :] - taken[None, :, :], axis=2), axis=1)
-            for i in chosen:
-                gaps[position[i]] = -1.0
-            nxt = int(front[int(np.argmax(gaps))])
-            chosen.append(nxt)
-            reasons[nxt] = "front"
+    rest = [int(i) for i in front if int(i) not in reasons]
+    for j in select_subset(points[chosen], points[rest], count - len(chosen), criterion="distance"):
+        chosen.append(rest[j])
+        reasons[rest[j]] = "front"
     chosen = chosen[:count]
     picks = []
     for i in sorted(chosen, key=lambda i: -float(feasible[i]["top1"])):

@@ -11,21 +11,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from factory.errors import FactoryError
 from factory.io import save_torch_atomic, write_json_atomic
 from factory.measure import measure_config, measure_network
 from factory.nn import StaticNetwork
 from factory.postprocess.finetune import postprocess_pick
 from factory.postprocess.picks import Budget, check_feasible, choose_picks, pick_id
-from factory.recipe import Recipe, load_recipe, recipe_from_dict
+from factory.runinfo import run_recipe
 from factory.space import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
 from factory.train.device import resolve_device
 from factory.train.trainer import FINAL, load_supernets
+from factory.untrusted import UnsafeFileError, load_plain
 
-PICK_FORMAT = "factory-pick/1"
+PICK_FORMAT = "factory-pick/2"
+LEGACY_PICK_FORMAT = "factory-pick/1"  # pickled SpaceSpec: read only by `factory convert --trust`
 
 
 def read_search_result(run: Path) -> dict[str, Any]:
@@ -39,40 +39,40 @@ def read_search_result(run: Path) -> dict[str, Any]:
         raise FactoryError(f"{path} is corrupt; rerun `factory search --run {run} --force`") from None
 
 
-def run_recipe(run: Path, checkpoint: dict[str, Any]) -> Recipe:
-    """The run's resolved recipe: RUN/recipe.yaml, else the one stored in the checkpoint."""
-    if (run / "recipe.yaml").is_file():
-        return load_recipe(run / "recipe.yaml")
-    return recipe_from_dict(checkpoint["recipe"], "checkpoint recipe")
-
-
 def save_pick_model(
     path: Path, spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...], model: StaticNetwork
 ) -> None:
-    """A pick's network with everything needed to rebuild it: spec, config, exits and weights."""
-    save_torch_atomic(
-        path,
-        {
-            "format": PICK_FORMAT,
-            "spec": spec,
-            "config": config.to_dict(),
-            "exits": list(exits),
-            "state_dict": model.state_dict(),
-        },
-    )
+    """A pick's network with everything needed to rebuild it, as plain data: spec, config, exits and weights."""
+    save_torch_atomic(path, pick_state(spec, config, exits, model.state_dict()))
+
+
+def pick_state(
+    spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...], weights: dict[str, Any]
+) -> dict[str, Any]:
+    """The content of a pick's model.pt (format factory-pick/2)."""
+    return {
+        "format": PICK_FORMAT,
+        "spec": spec.to_dict(),
+        "config": config.to_dict(),
+        "exits": list(exits),
+        "state_dict": weights,
+    }
 
 
 def load_pick_model(path: str | Path) -> tuple[StaticNetwork, SubnetConfig]:
-    """Rebuild a pick's StaticNetwork (eval mode) from its model.pt."""
+    """Rebuild a pick's StaticNetwork (eval mode) from its model.pt, read as plain data (no code can run)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("format") != PICK_FORMAT:
+        state = load_plain(path)
+        if not isinstance(state, dict) or state.get("format") != PICK_FORMAT:
             raise ValueError("not a pick")
+        spec = SpaceSpec.from_dict(state["spec"])
+        config = SubnetConfig.from_dict(state["config"])
+        net = StaticNetwork(spec, config, tuple(state["exits"]))
+        net.load_state_dict(state["state_dict"])
+    except UnsafeFileError:
+        raise
     except Exception:
         raise FactoryError(f"{path} is not a readable pick model; rerun `factory finetune` for it") from None
-    config = SubnetConfig.from_dict(state["config"])
-    net = StaticNetwork(state["spec"], config, tuple(state["exits"]))
-    net.load_state_dict(state["state_dict"])
     return net.eval(), config
 
 
@@ -94,7 +94,7 @@ def finetune_run(
     )
     weights = Path(result["supernet"]) if result.get("supernet") else run / "supernet" / FINAL
     spec, supernets, checkpoint = load_supernets(weights)
-    recipe = run_recipe(run, checkpoint)
+    recipe = run_recipe(run, checkpoint.get("recipe"))
     check_feasible(spec, budget)
     picks_dir = run / "picks"
     index_path = picks_dir / "picks.json"

@@ -133,10 +133,25 @@ def rank_and_crowding(F: np.ndarray, cv: np.ndarray | None = None) -> tuple[np.n
     return np.concatenate([feas_order, infeas_order]).astype(np.int64), rank, crowd
 
 
-def non_dominated(F: np.ndarray, cv: np.ndarray | None = None) -> np.ndarray:
-    """Sorted row indices of the feasible non-dominated rows."""
+def non_dominated(F: np.ndarray, cv: np.ndarray | None = None, distinct: bool = False) -> np.ndarray:
+    """Sorted row indices of the feasible non-dominated rows: the one front the search and the picks share.
+
+    With `distinct`, rows with identical objective values count once (the first of them), so a list of
+    choices made from the front never holds the same trade-off twice.
+    """
     _, rank, _ = rank_and_crowding(F, cv)
-    return np.flatnonzero(rank == 0)
+    rows = np.flatnonzero(rank == 0)
+    if not distinct:
+        return rows
+    values = np.asarray(F, dtype=np.float64)
+    seen: set[tuple[float, ...]] = set()
+    first = []
+    for i in rows:
+        point = tuple(values[i].tolist())
+        if point not in seen:
+            seen.add(point)
+            first.append(i)
+    return np.asarray(first, dtype=rows.dtype)
 
 
 class Archive:

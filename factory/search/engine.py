@@ -11,6 +11,9 @@
          from it, re-evaluate the archive under the new weights
       6. record hypervolume, predictor rho / tau on the new candidates, seconds per step; save state
 
+`SearchEngine` has pymoo's loop shape: `setup()` (resume or initialise), `has_next()` / `next()` (one
+iteration: `ask()` steps 1-3, `evaluate()`, `tell()` steps 4-6 and the callbacks), `run()` and `finish()`.
+
 Randomness: every step draws from a generator seeded by (search seed, iteration, step), never from a
 shared stream, so nothing but the archive, the weights and the log has to be saved for a resumed search
 to make exactly the choices an uninterrupted one makes.
@@ -30,15 +33,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from factory.budget import format_count, parse_budget
+from factory.budget import parse_budget
 from factory.data import DatasetSplits, load_dataset
 from factory.elastic import OFASupernet
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
 from factory.search.archive import Archive, Member, rank_and_crowding
+from factory.search.callbacks import IterationCallback, ProgressBar
 from factory.search.distribution import GeneDistribution
 from factory.search.evaluation import Complexity, SubnetEvaluator
+from factory.search.feasibility import Budget, check_feasible
 from factory.search.hypervolume import hypervolume
 from factory.search.metrics import kendall, spearman
 from factory.search.predictors import PREDICTORS, Predictor, make_predictor, predictor_names
@@ -71,6 +76,15 @@ def build_predictor(name: str, seed: int, encoding: Any, features: str, folds: i
     return make_predictor(name, seed=seed, **kw)
 
 
+@dataclasses.dataclass
+class _Asked:
+    """An iteration between `ask()` and `tell()`: its candidates and the seconds its steps took so far."""
+
+    iteration: int
+    candidates: list[Prediction]
+    seconds: dict[str, float]
+
+
 class SearchEngine:
     """One search over `supernets`, writing to `out_dir` (RUN/search/).
 
@@ -84,6 +98,7 @@ class SearchEngine:
         device: torch device for extraction, calibration and adaptation.
         backend: evaluator backend ("auto": onnxruntime on CPU, eager on CUDA).
         progress: show tqdm bars.
+        callbacks: called after every iteration, in order (`IterationCallback`).
     """
 
     def __init__(
@@ -97,6 +112,7 @@ class SearchEngine:
         device: torch.device | str = "cpu",
         backend: str = "auto",
         progress: bool = True,
+        callbacks: Sequence[IterationCallback] = (),
     ) -> None:
         self.recipe = recipe
         self.spec = spec
@@ -117,55 +133,168 @@ class SearchEngine:
         self.reference: tuple[float, ...] | None = None
         self.log_lines = 0
         self.adapted = False
+        self.callbacks: list[IterationCallback] = list(callbacks)
+        self._asked: _Asked | None = None
+        self._started = time.perf_counter()
         self._check_budgets()
 
-    # ------------------------------------------------------------------ public
+    # ------------------------------------------------------------------ the loop
     def run(self, resume: bool = True) -> dict[str, Any]:
         """Run (or continue) the search to `search.iterations` and return the result (also in result.json)."""
+        self.setup(resume)
+        bar = ProgressBar(self.cfg.iterations, self.iteration, self.progress)
+        self.callbacks.append(bar)
+        try:
+            while self.has_next():
+                self.next()
+        finally:
+            self.callbacks.remove(bar)
+            bar.close()
+        return self.finish()
+
+    def setup(self, resume: bool = True) -> None:
+        """Continue the search the folder holds (refused without `resume`), or evaluate the initial archive."""
         if self.files.started():
             if not resume:
                 raise FactoryError(
                     f"{self.files.folder} already holds a search; pass --resume to continue it or --force to start over"
                 )
             self._resume()
-        start = time.perf_counter()
+        self._started = time.perf_counter()
         if self.iteration < 0:
             self._initialise()
-        total = self.cfg.iterations
-        bar = tqdm(total=total, initial=min(self.iteration, total), desc="search", unit="it", disable=not self.progress)
-        try:
-            for iteration in range(self.iteration + 1, total + 1):
-                record = self._iterate(iteration)
-                bar.set_postfix(hv=f"{record['hypervolume']:.4f}", rho=_fmt(record["spearman"]))
-                bar.update(1)
-        finally:
-            bar.close()
-        return self._finish(time.perf_counter() - start)
+
+    def has_next(self) -> bool:
+        """True while iterations are left (after `setup()`)."""
+        return 0 <= self.iteration < self.cfg.iterations
+
+    def next(self) -> dict[str, Any]:
+        """Run the next iteration and return its record."""
+        return self.tell(self.evaluate(self.ask()))
+
+    def ask(self) -> list[Prediction]:
+        """The next iteration's candidates: fit the predictor on the archive, search on it, and choose K new
+        networks spread along the predicted front (steps 1-3)."""
+        if self.iteration < 0:
+            raise RuntimeError("call setup() before asking for candidates")
+        iteration = self.iteration + 1
+        seconds: dict[str, float] = {}
+        seed = self.cfg.seed
+
+        tick = time.perf_counter()
+        predictor = build_predictor(
+            self.cfg.predictor,
+            stream_seed(seed, iteration, STREAM_PREDICTOR),
+            self.encoding,
+            self.settings.mode.features,
+            self.cfg.predictor_folds,
+        )
+        predictor.fit(self.archive.X(), np.array([m.error for m in self.archive]))
+        seconds["fit"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        problem = SubnetProblem(
+            self.encoding, predictor, self.settings.objectives, self._complexity_columns, self.settings.budgets
+        )
+        final = surrogate_search(
+            problem,
+            self.cfg.population,
+            self.cfg.generations,
+            self.cfg.crossover_prob,
+            self.cfg.mutation_eta,
+            stream_seed(seed, iteration, STREAM_SEARCH),
+        )
+        seconds["search"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        chosen = self._select(problem, final, self.settings.candidates)
+        seconds["select"] = time.perf_counter() - tick
+        self._asked = _Asked(iteration, chosen, seconds)
+        return chosen
+
+    def evaluate(self, candidates: Sequence[Prediction]) -> list[Member]:
+        """Real top-1 of the asked candidates, as members of the next iteration (through the cache, logged
+        with their predicted error)."""
+        asked = self._pending()
+        tick = time.perf_counter()
+        members = self._measure(
+            [p.config for p in candidates],
+            [p.x for p in candidates],
+            asked.iteration,
+            "candidate",
+            predicted=[float(p.F[0]) for p in candidates],
+        )
+        asked.seconds["evaluate"] = asked.seconds.get("evaluate", 0.0) + time.perf_counter() - tick
+        return members
+
+    def tell(self, members: Sequence[Member]) -> dict[str, Any]:
+        """Finish the asked iteration with its evaluated candidates (in the order asked): add them to the
+        archive and truncate it, adapt the super-networks and re-evaluate the archive (steps 4-6), save, and
+        call the callbacks. Returns the iteration's record."""
+        asked = self._pending()
+        if len(members) != len(asked.candidates):
+            raise ValueError(f"{len(members)} members for the {len(asked.candidates)} candidates asked")
+        seconds = asked.seconds
+        tick = time.perf_counter()
+        members = list(members)
+        predicted = [float(p.F[0]) for p in asked.candidates]
+        rho = tau = None
+        if len(members) >= 2:
+            errors = [m.error for m in members]
+            rho, tau = spearman(errors, predicted), kendall(errors, predicted)
+        self.archive.add(members)
+        self.archive.truncate()
+        seconds["evaluate"] = seconds.get("evaluate", 0.0) + time.perf_counter() - tick
+
+        new = len(members)
+        if self.cfg.adapt_epochs > 0:
+            tick = time.perf_counter()
+            self._adapt(asked.iteration)
+            seconds["adapt"] = time.perf_counter() - tick
+            tick = time.perf_counter()
+            again = self._measure(
+                [m.config for m in self.archive], [np.array(m.x) for m in self.archive], asked.iteration, "reevaluate"
+            )
+            self.archive.replace_members(again)
+            new += len(again)
+            seconds["reevaluate"] = time.perf_counter() - tick
+        self._asked = None
+        return self._conclude(asked.iteration, seconds, new=new, rho=rho, tau=tau)
+
+    def finish(self) -> dict[str, Any]:
+        """Rank the archive, write result.json and return it with the history and the folder."""
+        return self._finish(time.perf_counter() - self._started)
+
+    def _pending(self) -> _Asked:
+        if self._asked is None or self._asked.iteration != self.iteration + 1:
+            raise RuntimeError("no candidates asked for the next iteration; call ask() first")
+        return self._asked
+
+    def _conclude(
+        self, iteration: int, seconds: dict[str, float], new: int, rho: float | None, tau: float | None
+    ) -> dict[str, Any]:
+        """Record and save a finished iteration, then call the callbacks."""
+        self.iteration = iteration
+        record = self._record(iteration, seconds, new=new, rho=rho, tau=tau)
+        self._save()
+        for callback in self.callbacks:
+            callback.on_iteration_end(self, record)
+        return record
 
     # ------------------------------------------------------------------ checks
     def _check_budgets(self) -> None:
-        budgets = self.settings.budgets
-        if not budgets:
-            return
         smallest = self.encoding.decode(smallest_vector(self.encoding))
-        params, macs = self.complexity(smallest)
-        if any(value > budgets[name] for name, value in (("params", params), ("macs", macs)) if name in budgets):
-            asked = ", ".join(f"{k} <= {format_count(v)}" for k, v in budgets.items())
-            raise FactoryError(
-                f"no sub-network fits the budget ({asked}): the smallest reachable network has "
-                f"{format_count(params)} params and {format_count(macs)} MACs; raise --budget-params / --budget-macs"
-            )
+        check_feasible(
+            self.spec, Budget.from_dict(self.settings.budgets), [smallest], "raise --budget-params / --budget-macs"
+        )
 
     # ------------------------------------------------------------------ evaluation
     def _top1(self, config: SubnetConfig, base: dict[str, Any]) -> tuple[float, bool]:
         """top-1 of `config`; logs a line for every real (or recovered) evaluation. Returns (top1, evaluated)."""
-        version, key = self.evaluator.version, config.key()
-        pending = self.evaluator.cache.pending.pop((version, key), None)
-        if pending is not None:
-            top1 = float(pending["top1"])
-            self.evaluator.cache.put(version, key, top1)
-            self.evaluator.cache.stats.evaluations += 1
-            self._log({**base, "top1": top1, "error": 1.0 - top1, "eval_s": pending.get("eval_s")})
+        recovered = self.evaluator.recover(config)
+        if recovered is not None:
+            top1 = float(recovered["top1"])
+            self._log({**base, "top1": top1, "error": 1.0 - top1, "eval_s": recovered.get("eval_s")})
             return top1, True
         before = time.perf_counter()
         top1, cached = self.evaluator.top1(config)
@@ -228,9 +357,7 @@ class SearchEngine:
             pool = keep.members
         self.archive.add([*ends, *pool])
         self.reference = self._resolve_reference()
-        self.iteration = 0
-        self._record(0, {"evaluate": time.perf_counter() - start}, new=len(members), rho=None, tau=None)
-        self._save()
+        self._conclude(0, {"evaluate": time.perf_counter() - start}, new=len(members), rho=None, tau=None)
 
     def _resolve_reference(self) -> tuple[float, ...]:
         """The fixed hypervolume reference: the recipe's value where its objective is the one searched, else
@@ -247,70 +374,6 @@ class SearchEngine:
         return tuple(ref)
 
     # ------------------------------------------------------------------ one iteration
-    def _iterate(self, iteration: int) -> dict[str, Any]:
-        seconds: dict[str, float] = {}
-        seed = self.cfg.seed
-
-        tick = time.perf_counter()
-        predictor = build_predictor(
-            self.cfg.predictor,
-            stream_seed(seed, iteration, STREAM_PREDICTOR),
-            self.encoding,
-            self.settings.mode.features,
-            self.cfg.predictor_folds,
-        )
-        predictor.fit(self.archive.X(), np.array([m.error for m in self.archive]))
-        seconds["fit"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        problem = SubnetProblem(
-            self.encoding, predictor, self.settings.objectives, self._complexity_columns, self.settings.budgets
-        )
-        final = surrogate_search(
-            problem,
-            self.cfg.population,
-            self.cfg.generations,
-            self.cfg.crossover_prob,
-            self.cfg.mutation_eta,
-            stream_seed(seed, iteration, STREAM_SEARCH),
-        )
-        seconds["search"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        chosen = self._select(problem, final, self.settings.candidates)
-        seconds["select"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        predicted = [float(p.F[0]) for p in chosen]
-        members = self._measure(
-            [p.config for p in chosen], [p.x for p in chosen], iteration, "candidate", predicted=predicted
-        )
-        rho = tau = None
-        if len(members) >= 2:
-            errors = [m.error for m in members]
-            rho, tau = spearman(errors, predicted), kendall(errors, predicted)
-        self.archive.add(members)
-        self.archive.truncate()
-        seconds["evaluate"] = time.perf_counter() - tick
-
-        new = len(members)
-        if self.cfg.adapt_epochs > 0:
-            tick = time.perf_counter()
-            self._adapt(iteration)
-            seconds["adapt"] = time.perf_counter() - tick
-            tick = time.perf_counter()
-            again = self._measure(
-                [m.config for m in self.archive], [np.array(m.x) for m in self.archive], iteration, "reevaluate"
-            )
-            self.archive.replace_members(again)
-            new += len(again)
-            seconds["reevaluate"] = time.perf_counter() - tick
-
-        self.iteration = iteration
-        record = self._record(iteration, seconds, new=new, rho=rho, tau=tau)
-        self._save()
-        return record
-
     def _complexity_columns(self, configs: Sequence[SubnetConfig]) -> dict[str, np.ndarray]:
         names = set(self.settings.objectives[1:]) | set(self.settings.budgets)
         out: dict[str, np.ndarray] = {}
@@ -382,7 +445,6 @@ class SearchEngine:
     ) -> dict[str, Any]:
         assert self.reference is not None
         front = self.archive.front()
-        stats = self.evaluator.cache.stats
         record = {
             "iteration": iteration,
             "hypervolume": hypervolume(self._front_F(), self.reference),
@@ -392,8 +454,8 @@ class SearchEngine:
             "front_size": len(front),
             "best_top1": max(m.top1 for m in self.archive),
             "new_evaluations": new,
-            "evaluations": stats.evaluations,
-            "cache_hits": stats.hits,
+            "evaluations": self.evaluator.evaluations,
+            "cache_hits": self.evaluator.cache_hits,
             "version": self.evaluator.version,
             "seconds": {k: round(v, 3) for k, v in seconds.items()} | {"total": round(sum(seconds.values()), 3)},
         }
@@ -402,7 +464,6 @@ class SearchEngine:
         return record
 
     def _save(self) -> None:
-        stats = self.evaluator.cache.stats
         self.files.save_state(
             {
                 "settings": self.settings.fingerprint(),
@@ -412,8 +473,8 @@ class SearchEngine:
                 "reference": list(self.reference or ()),
                 "archive": [m.to_record() for m in self.archive],
                 "log_lines": self.log_lines,
-                "evaluations": stats.evaluations,
-                "cache_hits": stats.hits,
+                "evaluations": self.evaluator.evaluations,
+                "cache_hits": self.evaluator.cache_hits,
                 "latency_ms": self.evaluator.latency,
                 "history": self.history,
             }
@@ -441,15 +502,7 @@ class SearchEngine:
                 self._load_state(state)
             except (KeyError, TypeError, ValueError) as exc:
                 raise self.files.corrupt(f"{type(exc).__name__}: {exc}") from None
-        cache = self.evaluator.cache
-        for i, record in enumerate(log):
-            key = (str(record.get("version")), str(record.get("key")))
-            if record.get("latency_ms") is not None:
-                self.evaluator.latency.setdefault(key[1], float(record["latency_ms"]))
-            if i < state_lines:
-                cache.put(*key, float(record["top1"]))
-            else:
-                cache.pending.setdefault(key, record)
+        self.evaluator.replay(log, state_lines)
         self.files.cut_log(log[:state_lines])
         self.log_lines = state_lines
 
@@ -466,9 +519,7 @@ class SearchEngine:
         self.reference = tuple(float(v) for v in state["reference"])
         self.archive.members = [Member.from_record(r) for r in state["archive"]]
         self.history = list(state["history"])
-        self.evaluator.cache.stats.evaluations = int(state.get("evaluations", 0))
-        self.evaluator.cache.stats.hits = int(state.get("cache_hits", 0))
-        self.evaluator.latency.update({k: float(v) for k, v in state.get("latency_ms", {}).items()})
+        self.evaluator.restore(state.get("evaluations", 0), state.get("cache_hits", 0), state.get("latency_ms", {}))
 
     def _finish(self, seconds: float) -> dict[str, Any]:
         order, rank, crowd = rank_and_crowding(self.archive.F(), self.archive.cv())
@@ -486,8 +537,8 @@ class SearchEngine:
             "objectives": list(self.settings.objectives),
             "budgets": self.settings.budgets,
             "iterations": self.iteration,
-            "evaluations": self.evaluator.cache.stats.evaluations,
-            "cache_hits": self.evaluator.cache.stats.hits,
+            "evaluations": self.evaluator.evaluations,
+            "cache_hits": self.evaluator.cache_hits,
             "hypervolume": self.history[-1]["hypervolume"] if self.history else None,
             "hv_reference": list(self.reference or ()),
             "version": self.evaluator.version,
@@ -498,10 +549,6 @@ class SearchEngine:
         }
         write_json_atomic(self.files.result, result)
         return {**result, "history": self.history, "folder": str(self.files.folder)}
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 def _finite(value: float) -> float | None:

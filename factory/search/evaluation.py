@@ -12,6 +12,7 @@ import hashlib
 import json
 import statistics
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +119,46 @@ class SubnetEvaluator:
         self.cache = EvaluationCache()
         self.latency: dict[str, float] = {}
         self.version = weights_version(supernets, self.salt)
+
+    @property
+    def evaluations(self) -> int:
+        """Real evaluations so far (recovered ones included)."""
+        return self.cache.stats.evaluations
+
+    @property
+    def cache_hits(self) -> int:
+        """Requests answered from the cache."""
+        return self.cache.stats.hits
+
+    def restore(self, evaluations: int, cache_hits: int, latency: Mapping[str, float]) -> None:
+        """Continue the counts and latencies of a saved search."""
+        self.cache.stats.evaluations = int(evaluations)
+        self.cache.stats.hits = int(cache_hits)
+        self.latency.update({k: float(v) for k, v in latency.items()})
+
+    def replay(self, log: Sequence[Mapping[str, Any]], saved: int) -> None:
+        """Take back a search's evaluation log on resume: the first `saved` records (those the saved state
+        covers) fill the cache; later ones, computed after the last save, wait for `recover`. Every record's
+        latency is kept (it depends on the architecture only)."""
+        for i, record in enumerate(log):
+            key = (str(record.get("version")), str(record.get("key")))
+            if record.get("latency_ms") is not None:
+                self.latency.setdefault(key[1], float(record["latency_ms"]))
+            if i < saved:
+                self.cache.put(*key, float(record["top1"]))
+            else:
+                self.cache.pending.setdefault(key, dict(record))
+
+    def recover(self, config: SubnetConfig) -> dict[str, Any] | None:
+        """The record an interrupted run logged for `config` under the current weights (see `replay`), now
+        cached and counted as an evaluation, so the resumed search logs it again instead of recomputing it;
+        None when there is none."""
+        key = (self.version, config.key())
+        record = self.cache.pending.pop(key, None)
+        if record is not None:
+            self.cache.put(*key, float(record["top1"]))
+            self.cache.stats.evaluations += 1
+        return record
 
     def refresh(self) -> str:
         """Recompute the weights version after the super-networks changed (adaptation, loading)."""

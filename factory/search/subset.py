@@ -1,16 +1,27 @@
-"""Subset selection: which K of the surrogate search's candidates get a real evaluation.
+"""Spread selection: which K of some candidate points, added to the points already held, spread most evenly.
 
-NAT picks the K candidates that, added to the archive's front, leave the most even spacing along the
-front: it minimises the standard deviation of the gaps between sorted objective values. NAT ran a small
-binary GA for this; here the subset is built greedily, one candidate at a time, which is deterministic,
-needs no seed and is as good on the few dozen candidates involved. Every objective is min-max normalised
-over front plus candidates, and the score is the LARGEST gap std over the objectives, so no axis (error,
-params) is left with a hole.
+Two callers share the one greedy loop here, each with its own criterion:
+
+- "gaps" (the search, NAT's subset selection): which K of the surrogate search's candidates get a real
+  evaluation. A candidate's score is the standard deviation of the gaps between sorted objective values
+  of front plus chosen plus it, the LARGEST over the objectives, so no axis (error, params) is left with a
+  hole. NAT ran a small binary GA for this; greedily it is deterministic, needs no seed and is as good on
+  the few dozen candidates involved.
+- "distance" (the picks): which front members join the best-accuracy and best-cost picks. A candidate's
+  score is its Euclidean distance to the nearest point held (farthest-point, largest minimum distance).
+
+Either way every objective is min-max normalised over held points plus candidates, one candidate is added
+at a time, and ties go to the earlier candidate row.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+
+Criterion = Literal["gaps", "distance"]
+CRITERIA: tuple[Criterion, ...] = ("gaps", "distance")
 
 
 def gap_spread(points: np.ndarray) -> float:
@@ -22,18 +33,30 @@ def gap_spread(points: np.ndarray) -> float:
     return float(gaps.std(axis=0).max())
 
 
-def select_subset(front: np.ndarray, candidates: np.ndarray, k: int) -> list[int]:
+def nearest_distance(points: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """Each row of `points`' Euclidean distance to the nearest row of `held` (inf when `held` is empty)."""
+    if len(held) == 0:
+        return np.full(len(points), np.inf)
+    return np.min(np.linalg.norm(points[:, None, :] - held[None, :, :], axis=2), axis=1)
+
+
+def select_subset(front: np.ndarray, candidates: np.ndarray, k: int, criterion: Criterion = "gaps") -> list[int]:
     """Indices of at most `k` rows of `candidates` chosen to spread evenly along `front`.
 
     Args:
-        front: (n, m) objective values of the archive's non-dominated members (may be empty).
-        candidates: (c, m) predicted objective values of the candidates, best-first by preference:
-            ties go to the earlier row.
+        front: (n, m) objective values of the points already held (the archive's non-dominated members, or
+            the picks made so far); may be empty.
+        candidates: (c, m) objective values of the candidates, best-first by preference: ties go to the
+            earlier row.
         k: how many to choose.
+        criterion: "gaps" (even gaps along every objective, the search) or "distance" (farthest point,
+            the picks); see the module docstring.
 
     Returns:
         Chosen row indices in the order they were picked (min(k, c) of them).
     """
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown spread criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
     cand = np.asarray(candidates, dtype=np.float64)
     if cand.ndim != 2:
         raise ValueError(f"candidates must be 2-D (rows, objectives), got shape {cand.shape}")
@@ -49,7 +72,10 @@ def select_subset(front: np.ndarray, candidates: np.ndarray, k: int) -> list[int
     remaining = list(range(len(cand)))
     current = base
     for _ in range(k):
-        scores = [gap_spread(np.vstack([current, cand[i : i + 1]])) for i in remaining]
+        if criterion == "gaps":
+            scores = np.array([gap_spread(np.vstack([current, cand[i : i + 1]])) for i in remaining])
+        else:
+            scores = -nearest_distance(cand[remaining], current)
         best = remaining[int(np.argmin(scores))]  # argmin: first of equal scores
         chosen.append(best)
         remaining.remove(best)

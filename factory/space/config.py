@@ -7,9 +7,10 @@ Every stage of the factory (encodings, super-network, predictors, export metadat
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Annotated, Any
 
+from factory.bounds import Fraction, Positive, PositiveInt, Range
 from factory.errors import FactoryError
 from factory.space.kinds import Kind, get_kind
 
@@ -114,34 +115,58 @@ class SubnetConfig:
 
 
 @dataclass(frozen=True)
-class SpaceSpec:
-    """The super-network family and its elastic values.
+class SpaceConfig:
+    """The recipe's `space` section: the super-network family (kind) and its elastic values.
 
-    Channel plan defaults are OFA MobileNetV3-Large; tests pass a tiny plan (a few channels) to stay fast.
+    The channel plan defaults to OFA MobileNetV3-Large; tests pass a tiny plan (a few channels) to stay fast.
+    Each field's type carries its allowed range, checked when a recipe is loaded.
     """
 
-    kind: str = "ee-dense"
-    num_classes: int = 10
-    resolutions: tuple[int, ...] = (32,)
-    widths: tuple[float, ...] = (1.0, 1.2)
-    kernels: tuple[int, ...] = (3, 5, 7)
-    expands: tuple[int, ...] = (3, 4, 6)
-    depths: tuple[int, ...] = (2, 3, 4)
-    stem_channels: int = 16
-    first_block_channels: int = 16
-    stage_channels: tuple[int, ...] = (24, 40, 80, 112, 160)
-    strides: tuple[int, ...] = (2, 2, 2, 1, 2)
+    kind: str = "ee-dense"  # se|ee - base|dense|parallel|dense-parallel
+    resolutions: tuple[PositiveInt, ...] = (32,)
+    widths: tuple[Positive, ...] = (1.0, 1.2)
+    kernels: tuple[PositiveInt, ...] = (3, 5, 7)
+    expands: tuple[PositiveInt, ...] = (3, 4, 6)
+    depths: tuple[Annotated[int, Range(2, BLOCKS_PER_STAGE)], ...] = (2, 3, 4)  # the first two blocks always run
+    stem_channels: PositiveInt = 16
+    first_block_channels: PositiveInt = 16
+    stage_channels: tuple[PositiveInt, ...] = (24, 40, 80, 112, 160)
+    strides: tuple[Annotated[int, Range(1, 2)], ...] = (2, 2, 2, 1, 2)
     activations: tuple[str, ...] = ("relu", "relu", "hswish", "hswish", "hswish")
     squeeze_excite: tuple[bool, ...] = (False, True, False, True, True)
-    head_expand: int = 6
-    head_features: int = 8
-    dropout: float = 0.1
+    head_expand: PositiveInt = 6  # exit head: 1x1 conv to head_expand * C
+    head_features: PositiveInt = 8  # exit head: feature layer of head_features * C
+    dropout: Fraction = 0.1
 
     def __post_init__(self) -> None:
         get_kind(self.kind)
         for name in ("stage_channels", "strides", "activations", "squeeze_excite"):
             if len(getattr(self, name)) != NUM_STAGES:
                 raise FactoryError(f"space.{name} needs {NUM_STAGES} values, got {len(getattr(self, name))}")
+
+    def to_spec(self, num_classes: int) -> SpaceSpec:
+        """The SpaceSpec the networks are built from, for a dataset with `num_classes` classes."""
+        return SpaceSpec(num_classes=num_classes, **{f.name: getattr(self, f.name) for f in fields(SpaceConfig)})
+
+
+@dataclass(frozen=True)
+class SpaceSpec(SpaceConfig):
+    """A super-network's full description: the recipe's space section plus the dataset's class count."""
+
+    num_classes: PositiveInt = 10
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, numbers, strings) for files that are read back without unpickling objects."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpaceSpec:
+        """Rebuild a spec written by `to_dict`; unknown keys are an error, lists become tuples."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FactoryError(f"unknown space keys {', '.join(unknown)}; the file is from another factory version")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @property
     def kind_info(self) -> Kind:

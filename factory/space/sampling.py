@@ -4,7 +4,8 @@ NAT drew each gene uniformly within its bounds. With one zero among 1 + n_codes 
 spaces, 64 in parallel ones) a skippable block is almost never skipped, so that sampler puts ~90% (~98%)
 of stages at depth 4 and almost none at depth 2. NAT2's depth-uniform sampler first draws each stage's
 depth uniformly from `spec.depths`, then each active block's (kernel, expand, branch mask) uniformly,
-so the initial archive covers shallow and deep networks alike.
+so the initial archive covers shallow and deep networks alike. Super-network training (and
+`OFASupernet.sample_active`) draws from the same sampler through `sample_subnets`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ from typing import Literal
 
 import numpy as np
 
-from factory.space.config import BLOCKS_PER_STAGE, NUM_SLOTS, NUM_STAGES, SubnetConfig, largest_config, smallest_config
-from factory.space.encoding import Encoding
+from factory.space.config import (
+    BLOCKS_PER_STAGE,
+    NUM_SLOTS,
+    NUM_STAGES,
+    SpaceSpec,
+    SubnetConfig,
+    largest_config,
+    smallest_config,
+)
+from factory.space.encoding import Encoding, get_encoding
 
 Sampler = Literal["depth_uniform", "uniform_genes"]
 
@@ -68,6 +77,17 @@ def sample_configs(
 ) -> list[SubnetConfig]:
     """n decoded sub-networks from the named sampler."""
     return encoding.decode_all(sample_vectors(encoding, n, rng, sampler))
+
+
+def sample_subnets(spec: SpaceSpec, n: int, rng: np.random.Generator, width: float | None = None) -> list[SubnetConfig]:
+    """n depth-uniform sub-networks of the super-network family `spec`, over every exit (NAT2 encoding).
+
+    This is what super-network training samples; `width` (one super-network) replaces the sampled width.
+    """
+    configs = sample_configs(get_encoding("nat2", spec), n, rng)
+    if width is None:
+        return configs
+    return [SubnetConfig(c.resolution, width, c.exit, c.blocks) for c in configs]
 
 
 def _last_exit(encoding: Encoding, config: SubnetConfig) -> SubnetConfig:

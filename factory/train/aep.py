@@ -7,12 +7,13 @@ argmax sum_i beta_i * o_i. The weightings are the OFAv2 ones (method note, "AEP 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from factory.errors import FactoryError
+from factory.train.evaluate import top1
 
 WEIGHTINGS = ("unif", "asc", "desc", "mix")
 
@@ -60,20 +61,32 @@ def ensemble_logits(logits: Sequence[torch.Tensor], beta: Sequence[float]) -> to
 
 
 def prune_exits(
-    logits: Sequence[torch.Tensor], target: torch.Tensor, beta: Sequence[float]
-) -> tuple[tuple[int, ...], float]:
-    """Best exit subset on validation: try all 2^n - 1 subsets of the ensemble, keep the most accurate.
+    logits: Sequence[torch.Tensor],
+    target: torch.Tensor,
+    weighting: str = "unif",
+    keep: Sequence[int] = (),
+    allowed: Callable[[tuple[int, ...]], bool] | None = None,
+) -> tuple[tuple[int, ...], float] | None:
+    """AEP's prune step: of the 2^n - 1 exit subsets, the one whose ensemble is most accurate on validation.
 
-    `logits` are the validation outputs of every exit (already computed once). Ties go to the subset with
-    fewer exits and then the earliest exits, i.e. the cheaper ensemble. Returns (0-based exit indices, top-1).
+    `logits` are the validation outputs of every exit (computed once); a subset's ensemble weighs its
+    exits with `weighting` over the subset (UNIF: equally). Every subset holds the indices in `keep`
+    (listed last; e.g. the exit that sets the network's depth) and must pass `allowed` (e.g. a budget).
+    Ties go to the subset with fewer exits and then the earliest exits, i.e. the cheaper ensemble.
+
+    Returns:
+        (0-based exit indices, top-1), or None when `allowed` rejects every subset.
     """
-    n = len(logits)
+    keep = tuple(keep)
+    others = [i for i in range(len(logits)) if i not in keep]
     best: tuple[tuple[int, ...], float] | None = None
-    for size in range(1, n + 1):
-        for subset in itertools.combinations(range(n), size):
-            combined = ensemble_logits([logits[i] for i in subset], [beta[i] for i in subset])
-            accuracy = (combined.argmax(1) == target).float().mean().item()
+    for size in range(0 if keep else 1, len(others) + 1):
+        for chosen in itertools.combinations(others, size):
+            subset = (*chosen, *keep)
+            if allowed is not None and not allowed(subset):
+                continue
+            beta = aep_weights(weighting, len(subset))[1]
+            accuracy = top1(ensemble_logits([logits[i] for i in subset], beta), target)
             if best is None or accuracy > best[1]:
                 best = (subset, accuracy)
-    assert best is not None
     return best

@@ -1,7 +1,9 @@
-"""Checkpoints: written atomically, holding the resolved recipe, checked on load.
+"""Checkpoints: plain data written atomically, holding the resolved recipe, checked on load.
 
-A checkpoint that cannot be read, or that belongs to another recipe, is a FactoryError that says what
-to do, never a traceback and never a silent restart that would throw finished work away.
+A checkpoint holds only tensors, numbers, strings, lists and dicts (the space as `SpaceSpec.to_dict()`, the
+recipe as its dict), and is read with `weights_only=True`, so a file from someone else cannot run code when
+it is opened. A checkpoint that cannot be read, holds objects, or belongs to another recipe is a FactoryError
+that says what to do, never a traceback and never a silent restart that would throw finished work away.
 """
 
 from __future__ import annotations
@@ -10,33 +12,43 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from factory.errors import FactoryError
 from factory.io import save_torch_atomic
+from factory.space.config import SpaceSpec
+from factory.untrusted import UnreadableFileError, load_plain
 
-FORMAT = "factory-supernet/1"
+FORMAT = "factory-supernet/2"
+LEGACY_FORMAT = "factory-supernet/1"  # pickled SpaceSpec objects: read only by `factory convert --trust`
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Write `state` (plus a format tag) atomically."""
-    save_torch_atomic(path, {"format": FORMAT, **state})
+    """Write `state` (plus a format tag) atomically; a SpaceSpec under "spec" is stored as its plain dict."""
+    save_torch_atomic(path, {"format": FORMAT, **to_plain(state)})
+
+
+def to_plain(state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with its space description as a plain dict."""
+    spec = state.get("spec")
+    return {**state, "spec": spec.to_dict()} if isinstance(spec, SpaceSpec) else dict(state)
 
 
 def load_checkpoint(path: str | os.PathLike[str], expect_recipe: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read a checkpoint; a corrupt file or one from a different recipe is a clear error."""
+    """Read a checkpoint as plain data and rebuild its SpaceSpec; a corrupt, unsafe or foreign file, or one from
+    a different recipe, is a clear error."""
     path = Path(path)
     if not path.is_file():
         raise FactoryError(f"checkpoint {path} not found; train first (factory train) or give the right path")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
+        state = load_plain(path)
+    except UnreadableFileError:
         raise FactoryError(
-            f"checkpoint {path} is corrupt or not a factory checkpoint ({type(exc).__name__}); "
-            "delete it and retrain, or pass --force to start over"
+            f"checkpoint {path} is corrupt or not a factory checkpoint; delete it and retrain, or pass --force to "
+            "start over"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise FactoryError(f"{path} is not a factory super-network checkpoint; give a file written by factory train")
+    if isinstance(state.get("spec"), dict):
+        state["spec"] = SpaceSpec.from_dict(state["spec"])
     if expect_recipe is not None:
         differs = _differences(state.get("recipe", {}), expect_recipe)
         if differs:

@@ -26,7 +26,7 @@ def _as_list(output: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int = 0):
     """An onnxruntime session of `model` exported in memory with a dynamic batch axis."""
-    import onnxruntime as ort
+    from factory.latency.onnxruntime_runner import make_session
 
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -40,10 +40,7 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int = 0):
             dynamic_axes={"image": {0: "batch"}},
             opset_version=17,
         )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.log_severity_level = 3
-    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    return make_session(buffer.getvalue(), threads or torch.get_num_threads())
 
 
 class Evaluator:

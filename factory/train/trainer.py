@@ -9,9 +9,13 @@ Phases, in order (each width is its own super-network with its own optimiser):
      into one backward pass (with the recipe's `sandwich`, the maximal network joins each batch with its
      warm-up objective and `sandwich_share` of the loss); the teacher is the frozen width-max maximal
      network after its warm-up, with ENS-KD (the AEP ensemble of all its exits) for early-exit kinds.
+The search's adaptation (`adapt_supernets`) is the same trainer over 'adapt' phases: elastic steps on
+sub-networks from the search's sampler, on the trained weights as they are, writing nothing.
 
-Every source of randomness is derived from (seed, phase, epoch), so an interrupted run resumed from its
-last checkpoint ends with exactly the weights an uninterrupted run would have.
+`SupernetTrainer` is a loop with a public step: `has_next()` / `next()` train one epoch and call the
+callbacks (`factory.train.callbacks`: progress line, epoch file and checkpoint, a caller's own), `run()`
+loops and finishes. Every source of randomness is derived from (seed, phase, epoch), so an interrupted
+run resumed from its last checkpoint ends with exactly the weights an uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,22 +43,27 @@ from factory.runinfo import ensure_writable, record_run
 from factory.space import SpaceSpec, SubnetConfig, largest_config, smallest_config
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
-from factory.train.aep import aep_loss, aep_weights
+from factory.train.aep import aep_weights
 from factory.train.batchnorm import calibration_subset, recalibrate_bn
+from factory.train.callbacks import EpochCallback, EpochFiles, EpochSummary
 from factory.train.checkpoint import load_checkpoint, save_checkpoint
 from factory.train.device import autocast, memory_format, resolve_device
 from factory.train.distributed import DistInfo, all_mean, barrier, cleanup, init_distributed
 from factory.train.evaluate import Evaluator
-from factory.train.losses import distillation_loss, ensemble_teacher_probs
+from factory.train.losses import ensemble_teacher_probs
+from factory.train.objective import ElasticObjective, StepTarget
 
 CHECKPOINT = "checkpoint.pt"
 ConfigSampler = Callable[[int, np.random.Generator], list[SubnetConfig]]
 FINAL = "supernet.pt"
+PHASE_KINDS = ("warmup", "elastic", "adapt")
 
 
 @dataclass(frozen=True)
 class Phase:
-    """One stretch of training: `kind` is 'warmup' or 'elastic', for the super-network of `width`."""
+    """One stretch of training of the super-network of `width`. `kind`: 'warmup' (maximal network),
+    'elastic' (sampled sub-networks with distillation; the first one sorts channels) or 'adapt' (elastic
+    steps on the weights as they are, sub-networks from the trainer's `config_sampler`)."""
 
     kind: str
     width: float
@@ -75,46 +84,14 @@ def plan_phases(recipe: Recipe) -> list[Phase]:
     ]
 
 
-class ElasticObjective(nn.Module):
-    """The summed loss of several sub-networks on one batch, as one module so DDP sees one forward.
+@dataclass(frozen=True)
+class EpochResult:
+    """A trained epoch, as `next()` returns it and callbacks receive it; `epoch` counts from 1, as in `record`."""
 
-    Every process samples the same configs (same seed), so DistributedDataParallel reduces matching
-    gradients; parameters a step leaves unused are declared with find_unused_parameters.
-    """
-
-    def __init__(self, supernet: OFASupernet, layout: torch.memory_format = torch.contiguous_format) -> None:
-        super().__init__()
-        self.supernet = supernet
-        self.layout = layout
-
-    def forward(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        configs: list[SubnetConfig],
-        exits: list[tuple[int, ...] | None],
-        alphas: list[list[float]],
-        teacher_probs: dict[int, torch.Tensor | None],
-        kd_weight: float,
-        label_smoothing: float,
-        shares: list[float] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss weighted by `shares` (each config's fraction of the step, equal by default) and mean top-1."""
-        total = images.new_zeros(())
-        correct = images.new_zeros(())
-        shares = shares or [1.0 / len(configs)] * len(configs)
-        for config, exit_set, alpha, share in zip(configs, exits, alphas, shares, strict=True):
-            self.supernet.set_active(config, exits=exit_set)
-            out = self.supernet(resize_batch(images, config.resolution).contiguous(memory_format=self.layout))
-            if isinstance(out, (list, tuple)):
-                loss = aep_loss(out, labels, alpha, label_smoothing)
-                head = out[-1]
-            else:
-                loss = distillation_loss(out, labels, teacher_probs.get(config.resolution), kd_weight, label_smoothing)
-                head = out
-            total = total + share * loss
-            correct = correct + (head.argmax(1) == labels).float().mean() / len(configs)
-        return total, correct.detach()
+    phase_index: int
+    phase: Phase
+    epoch: int
+    record: dict[str, Any]
 
 
 def _epoch_seed(seed: int, phase_index: int, epoch: int) -> int:
@@ -128,122 +105,152 @@ def _shard_batches(n: int, batch_size: int, generator: torch.Generator, info: Di
     return [b[info.rank :: info.world_size] for b in batches]
 
 
+@dataclass
+class _PhaseRun:
+    """What the epochs of the running phase share: the phase, its network, the (DDP-wrapped) objective and the
+    optimiser."""
+
+    index: int
+    phase: Phase
+    net: OFASupernet
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+
+
 class SupernetTrainer:
-    """Runs the phases of `plan_phases` with checkpoints after every epoch."""
+    """Trains `phases` (default `plan_phases(recipe)`) epoch by epoch.
+
+    `next()` trains one epoch and calls the callbacks; `run()` trains every epoch left and finishes. With
+    `out_dir`, every epoch is written to RUN/supernet/ (record and checkpoint, `resume()` continues from it)
+    and `run()` ends with the evaluation, supernet.pt and metrics.json; without, nothing is written or
+    evaluated (adaptation). `seed` (default `train.seed`) derives every epoch's randomness.
+    """
 
     def __init__(
         self,
         recipe: Recipe,
-        out_dir: str | Path,
+        out_dir: str | Path | None = None,
         device: str = "auto",
         splits: DatasetSplits | None = None,
         progress: bool = True,
         supernets: dict[float, OFASupernet] | None = None,
         config_sampler: ConfigSampler | None = None,
+        *,
+        phases: Sequence[Phase] | None = None,
+        seed: int | None = None,
+        callbacks: Sequence[EpochCallback] = (),
     ) -> None:
         self.recipe = recipe
-        self.seed = recipe.train.seed
+        self.seed = recipe.train.seed if seed is None else seed
         self.config_sampler = config_sampler
-        self.out = Path(out_dir) / "supernet"
+        self.out = None if out_dir is None else Path(out_dir) / "supernet"
         self.device = resolve_device(device)
         self.info = init_distributed(self.device)
         self.splits = splits if splits is not None else load_dataset(recipe.data)
         self.spec: SpaceSpec = recipe.space.to_spec(self.splits.num_classes)
         self.encoding = get_encoding("nat2", self.spec)
         self.progress = progress and self.info.is_main
-        torch.manual_seed(recipe.train.seed)
+        torch.manual_seed(recipe.train.seed)  # new super-networks start from train.seed whatever `seed` is
         self.layout = memory_format(recipe.train.channels_last)
         if supernets is None:
             supernets = {w: build_supernet(self.spec, w) for w in self.spec.widths}
         self.supernets = {w: net.to(self.device, memory_format=self.layout) for w, net in supernets.items()}
-        self.phases = plan_phases(recipe)
+        self.phases = list(plan_phases(recipe) if phases is None else phases)
+        unknown = sorted({p.kind for p in self.phases} - set(PHASE_KINDS))
+        if unknown:
+            raise FactoryError(f"unknown phase kind {', '.join(unknown)}; choose one of {', '.join(PHASE_KINDS)}")
+        # Batches per epoch, the same on every process (`_shard_batches` before sharding).
+        self.steps_per_epoch = max(1, len(self.splits.train.labels) // recipe.train.batch_size)
         self.teacher: OFASupernet | None = None
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
-        self.start_phase, self.start_epoch = 0, 0
+        self.phase_index, self.epoch = 0, 0  # the next epoch to train
+        self.callbacks: list[EpochCallback] = [EpochSummary()] if self.progress else []
+        if self.out is not None:
+            self.callbacks.append(EpochFiles(self.out, self.out / CHECKPOINT))
+        self.callbacks.extend(callbacks)
+        self._run: _PhaseRun | None = None
+        self._resume_optimizer: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- checkpoints
-    def _state(self, phase_index: int, epoch: int, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
+        """The resume state at the current position: weights, teacher, the running phase's optimiser (none
+        between phases), history."""
+        optimizer = self._run.optimizer.state_dict() if self._run is not None else self._resume_optimizer
         return {
             "recipe": self.recipe.to_dict(),
             "spec": self.spec,
-            "phase_index": phase_index,
-            "epoch": epoch,
+            "phase_index": self.phase_index,
+            "epoch": self.epoch,
             "supernets": {w: net.state_dict() for w, net in self.supernets.items()},
             "teacher": None if self.teacher is None else self.teacher.state_dict(),
-            "optimizer": None if optimizer is None else optimizer.state_dict(),
+            "optimizer": optimizer,
             "history": self.history,
             "train_seconds": self.train_seconds,
         }
 
     def resume(self) -> bool:
         """Load the last checkpoint, if any; True when training continues from it."""
-        path = self.out / CHECKPOINT
-        if not path.exists():
+        path = None if self.out is None else self.out / CHECKPOINT
+        if path is None or not path.exists():
             return False
         state = load_checkpoint(path, expect_recipe=self.recipe.to_dict())
         for w, sd in state["supernets"].items():
             self.supernets[w].load_state_dict(sd)
         if state["teacher"] is not None:
-            self.teacher = self._make_teacher()
+            self.teacher = self.make_teacher()
             self.teacher.load_state_dict(state["teacher"])
         self.history = state["history"]
         self.train_seconds = state["train_seconds"]
-        self.start_phase, self.start_epoch = state["phase_index"], state["epoch"]
+        self.phase_index, self.epoch = state["phase_index"], state["epoch"]
+        self._run = None
         self._resume_optimizer = state["optimizer"]
         return True
 
-    def _make_teacher(self) -> OFASupernet:
+    def make_teacher(self) -> OFASupernet:
+        """A frozen copy of the widest super-network, as it is now."""
         teacher = copy.deepcopy(self.supernets[max(self.spec.widths)]).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         return teacher
 
-    # ----------------------------------------------------------------- training
-    def _optimizer(self, net: nn.Module, phase: Phase) -> torch.optim.Optimizer:
-        t = self.recipe.train
-        decay, no_decay = [], []
-        for name, p in net.named_parameters():
-            (no_decay if p.ndim <= 1 or "transform" in name else decay).append(p)
-        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.SGD(groups, lr=phase.lr, momentum=t.momentum, nesterov=t.nesterov)
+    # ----------------------------------------------------------------- the loop
+    def has_next(self) -> bool:
+        """True while an epoch is left to train."""
+        return any(
+            phase.epochs > (self.epoch if i == self.phase_index else 0)
+            for i, phase in enumerate(self.phases[self.phase_index :], start=self.phase_index)
+        )
 
-    def _lr(self, phase: Phase, step: int, total: int) -> float:
-        return 0.5 * phase.lr * (1 + math.cos(math.pi * step / max(1, total)))
+    def next(self) -> EpochResult:
+        """Train the next epoch, record it, move on, and call the callbacks (raising from one stops here)."""
+        if not self.has_next():
+            raise RuntimeError("every phase is trained; call finish()")
+        run = self._enter_phases()
+        record = self._train_epoch(run, self.epoch)
+        self.history.append(record)
+        result = EpochResult(run.index, run.phase, self.epoch + 1, record)
+        self.epoch += 1
+        if self.epoch == run.phase.epochs:
+            self.phase_index, self.epoch, self._run = self.phase_index + 1, 0, None
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, result)
+        return result
 
     def run(self) -> dict[str, Any]:
-        """Train every phase (from the resume point), then evaluate and write supernet.pt and metrics.json."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        train = self.splits.train
-        steps_per_epoch = len(
-            _shard_batches(len(train.labels), self.recipe.train.batch_size, torch.Generator(), DistInfo())
-        )
-        for phase_index in range(self.start_phase, len(self.phases)):
-            phase = self.phases[phase_index]
-            if phase.kind == "elastic" and self.teacher is None:
-                for supernet in self.supernets.values():
-                    supernet.sort_channels()
-                self.teacher = self._make_teacher()
-            net = self.supernets[phase.width]
-            model: nn.Module = ElasticObjective(net, self.layout)
-            if self.info.enabled:
-                model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-            optimizer = self._optimizer(net, phase)
-            first_epoch = self.start_epoch if phase_index == self.start_phase else 0
-            if first_epoch > 0 and getattr(self, "_resume_optimizer", None) is not None:
-                optimizer.load_state_dict(self._resume_optimizer)
-            for epoch in range(first_epoch, phase.epochs):
-                record = self._epoch(model, net, optimizer, phase, phase_index, epoch, steps_per_epoch)
-                self.history.append(record)
-                if self.info.is_main:
-                    write_json_atomic(
-                        self.out / "epochs" / f"{phase_index:02d}-{phase.name}-e{epoch + 1:03d}.json", record
-                    )
-                    done_phase = epoch + 1 == phase.epochs
-                    nxt = (phase_index + 1, 0) if done_phase else (phase_index, epoch + 1)
-                    save_checkpoint(self.out / CHECKPOINT, self._state(*nxt, None if done_phase else optimizer))
-                barrier(self.info)
-            self.start_epoch = 0
+        """Train every epoch left (from the resume point), then `finish()`."""
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+        while self.has_next():
+            self.next()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Enter the phases left (an elastic phase without epochs still sorts channels); with an out folder,
+        evaluate and write supernet.pt and metrics.json. Returns the metrics (without: only the history)."""
+        self._enter_phases()
+        if self.out is None:
+            return {"history": self.history}
         metrics = self.evaluate() if self.info.is_main else {}
         if self.info.is_main:
             save_checkpoint(
@@ -260,27 +267,68 @@ class SupernetTrainer:
         cleanup(self.info)
         return metrics
 
-    def _maximal_targets(self, width: float):
-        """The warm-up step's targets: the maximal network, all exits with AEP for early-exit kinds."""
+    def _enter_phases(self) -> _PhaseRun | None:
+        """Set up phases from the current one until one has an epoch left (None: all done). Entering a phase
+        gives it a teacher when it needs one (the first elastic phase sorts channels first, as OFA does),
+        its objective and its optimiser (restored when resuming mid-phase)."""
+        while self.phase_index < len(self.phases):
+            if self._run is None:
+                self._run = self._enter(self.phase_index)
+            if self.epoch < self._run.phase.epochs:
+                return self._run
+            self.phase_index, self.epoch, self._run = self.phase_index + 1, 0, None
+        return None
+
+    def _enter(self, index: int) -> _PhaseRun:
+        phase = self.phases[index]
+        if phase.kind != "warmup" and self.teacher is None:
+            if phase.kind == "elastic":
+                for supernet in self.supernets.values():
+                    supernet.sort_channels()
+            self.teacher = self.make_teacher()
+        net = self.supernets[phase.width]
+        model: nn.Module = ElasticObjective(net, self.layout)
+        if self.info.enabled:
+            model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+        optimizer = self._optimizer(net, phase)
+        if self.epoch > 0 and self._resume_optimizer is not None:
+            optimizer.load_state_dict(self._resume_optimizer)
+        self._resume_optimizer = None
+        return _PhaseRun(index, phase, net, model, optimizer)
+
+    # ----------------------------------------------------------------- training
+    def _optimizer(self, net: nn.Module, phase: Phase) -> torch.optim.Optimizer:
+        t = self.recipe.train
+        decay, no_decay = [], []
+        for name, p in net.named_parameters():
+            (no_decay if p.ndim <= 1 or "transform" in name else decay).append(p)
+        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.SGD(groups, lr=phase.lr, momentum=t.momentum, nesterov=t.nesterov)
+
+    def _lr(self, phase: Phase, step: int, total: int) -> float:
+        return 0.5 * phase.lr * (1 + math.cos(math.pi * step / max(1, total)))
+
+    def _maximal_target(self, width: float, share: float) -> StepTarget:
+        """The warm-up step's target: the maximal network, all exits with AEP for early-exit kinds."""
         config = largest_config(self.spec, width=width, resolution=max(self.spec.resolutions))
         if self.spec.early_exit:
             exits = tuple(self.spec.exits())
-            return [config], [exits], [aep_weights(self.recipe.train.aep_weighting, len(exits))[0]]
-        return [config], [None], [[1.0]]
+            alpha = aep_weights(self.recipe.train.aep_weighting, len(exits))[0]
+            return StepTarget(config, exits, tuple(alpha), share)
+        return StepTarget(config, None, (1.0,), share)
 
-    def _phase_targets(self, phase: Phase, rng: np.random.Generator, k: int):
-        """Configs, exit sets, exit weights and each config's share of the step's loss."""
+    def step_targets(self, phase: Phase, rng: np.random.Generator | None, k: int) -> list[StepTarget]:
+        """The sub-networks of one step of `phase`: the maximal network for warm-up, else `k` sampled ones
+        (from `config_sampler` when given, drawing on `rng`), with the maximal network first under sandwich."""
         if phase.kind == "warmup":
-            return (*self._maximal_targets(phase.width), [1.0])
+            return [self._maximal_target(phase.width, 1.0)]
         sampled = self.config_sampler(k, rng) if self.config_sampler else sample_configs(self.encoding, k, rng)
         configs = [SubnetConfig(c.resolution, phase.width, c.exit, c.blocks) for c in sampled]
-        targets = configs, [None] * k, [[1.0]] * k
         t = self.recipe.train
         if not t.sandwich:
-            return (*targets, [1.0 / k] * k)
+            return [StepTarget(c, share=1.0 / k) for c in configs]
         share = t.sandwich_share or 1.0 / (k + 1)
-        merged = (m + s for m, s in zip(self._maximal_targets(phase.width), targets, strict=True))
-        return (*merged, [share] + [(1 - share) / k] * k)
+        return [self._maximal_target(phase.width, share)] + [StepTarget(c, share=(1 - share) / k) for c in configs]
 
     @torch.no_grad()
     def _teacher_probs(self, images: torch.Tensor, resolutions: set[int]) -> dict[int, torch.Tensor | None]:
@@ -303,9 +351,11 @@ class SupernetTrainer:
                     out[res] = ensemble_teacher_probs([self.teacher(inputs)], [1.0])
         return out
 
-    def _epoch(self, model, net, optimizer, phase, phase_index, epoch, steps_per_epoch) -> dict[str, Any]:
+    def _train_epoch(self, run: _PhaseRun, epoch: int) -> dict[str, Any]:
+        """Epoch `epoch` (from 0) of the running phase; returns its record."""
         t, d = self.recipe.train, self.recipe.data
-        seed = _epoch_seed(self.seed, phase_index, epoch)
+        phase, net, optimizer = run.phase, run.net, run.optimizer
+        seed = _epoch_seed(self.seed, run.index, epoch)
         torch.manual_seed(seed)  # dropout draws from torch's default generator
         order_gen = torch.Generator().manual_seed(seed)
         aug_gen = torch.Generator(device=self.device).manual_seed(seed + 1 + self.info.rank)
@@ -313,6 +363,7 @@ class SupernetTrainer:
         train = self.splits.train
         batches = _shard_batches(len(train.labels), t.batch_size, order_gen, self.info)
         net.train()
+        steps_per_epoch = self.steps_per_epoch
         total_steps = phase.epochs * steps_per_epoch
         bar = tqdm(
             batches,
@@ -331,11 +382,12 @@ class SupernetTrainer:
             images = train.images[index].to(self.device, non_blocking=True)
             labels = train.labels[index].to(self.device, non_blocking=True)
             images = normalize(augment_batch(images, d.crop_padding, d.flip, aug_gen), d.mean, d.std)
-            configs, exits, alphas, shares = self._phase_targets(phase, rng, t.subnets_per_batch)
-            probs = self._teacher_probs(images, {c.resolution for c in configs}) if phase.kind != "warmup" else {}
+            targets = self.step_targets(phase, rng, t.subnets_per_batch)
+            resolutions = {target.config.resolution for target in targets}
+            probs = self._teacher_probs(images, resolutions) if phase.kind != "warmup" else {}
             optimizer.zero_grad(set_to_none=True)
             with autocast(self.device, t.amp):
-                loss, acc = model(images, labels, configs, exits, alphas, probs, t.kd_weight, t.label_smoothing, shares)
+                loss, acc = run.model(images, labels, targets, probs, t.kd_weight, t.label_smoothing)
             loss.backward()
             if t.grad_clip > 0:
                 nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
@@ -353,7 +405,7 @@ class SupernetTrainer:
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
         n = max(1, len(batches))
-        record = {
+        return {
             "phase": phase.name,
             "epoch": epoch + 1,
             "epochs": phase.epochs,
@@ -363,12 +415,6 @@ class SupernetTrainer:
             "seconds": seconds,
             "world_size": self.info.world_size,
         }
-        if self.progress:
-            tqdm.write(
-                f"{phase.name} epoch {epoch + 1}/{phase.epochs}: loss {record['loss']:.3f} "
-                f"train top-1 {record['train_top1']:.3f} {record['images_per_s']:.0f} img/s"
-            )
-        return record
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, Any]:
@@ -446,22 +492,22 @@ def adapt_supernets(
     """NAT's super-network adaptation: elastic-phase epochs (same loss, teacher and schedule as training)
     whose sub-networks come from `sampler`, the search's distribution over the best archive members.
 
-    Trains `supernets` in place and writes nothing; returns the per-epoch records.
+    One 'adapt' phase per width (in increasing width, at `train.lr`), seeded by `seed`. Trains `supernets`
+    in place and writes nothing; returns the per-epoch records.
     """
+    phases = [Phase("adapt", width, epochs, recipe.train.lr) for width in sorted(supernets)]
     trainer = SupernetTrainer(
-        recipe, ".", device=device, splits=splits, progress=progress, supernets=supernets, config_sampler=sampler
+        recipe,
+        None,
+        device=device,
+        splits=splits,
+        progress=progress,
+        supernets=supernets,
+        config_sampler=sampler,
+        phases=phases,
+        seed=seed,
     )
-    trainer.seed = seed
-    trainer.teacher = trainer._make_teacher()
-    widths = sorted(supernets)
-    steps = len(_shard_batches(len(splits.train.labels), recipe.train.batch_size, torch.Generator(), DistInfo()))
-    for index, width in enumerate(widths):
-        phase = Phase("adapt", width, epochs, recipe.train.lr)
-        net = supernets[width]
-        optimizer = trainer._optimizer(net, phase)
-        for epoch in range(epochs):
-            record = trainer._epoch(ElasticObjective(net, trainer.layout), net, optimizer, phase, index, epoch, steps)
-            trainer.history.append(record)
+    trainer.run()
     for net in supernets.values():
         net.eval()
     return trainer.history

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report.plot import plot_pareto
-from benchmarks.report.tables import GRAPH_HEADER, PICK_HEADER, graph_rows, pick_rows
 from factory.io import write_text_atomic
+from factory.report.plot import plot_pareto
+from factory.report.tables import GRAPH_HEADER, PICK_HEADER, graph_rows, pick_rows
 
 
 def read_archive(run: Path) -> list[dict[str, Any]]:

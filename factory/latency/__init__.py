@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.latency.environment import machine
-from benchmarks.latency.stats import latency_summary, throughput
-from benchmarks.latency.timing import time_calls
+from factory.latency.environment import machine
+from factory.latency.stats import latency_summary, throughput
+from factory.latency.timing import time_calls
 
 BENCH_FORMAT = "factory-bench/1"
 RUNNERS = {
-    "onnxruntime": ("benchmarks.latency.onnxruntime_runner", "OnnxRuntimeRunner"),
-    "torch": ("benchmarks.latency.torch_runner", "TorchRunner"),
-    "tensorrt": ("benchmarks.latency.tensorrt_runner", "TensorRTRunner"),
+    "onnxruntime": ("factory.latency.onnxruntime_runner", "OnnxRuntimeRunner"),
+    "torch": ("factory.latency.torch_runner", "TorchRunner"),
+    "tensorrt": ("factory.latency.tensorrt_runner", "TensorRTRunner"),
 }
 
 

@@ -18,8 +18,8 @@ class TorchRunner:
     def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu") -> None:
         import torch
 
-        from exporters.onnx import read_metadata
-        from exporters.pick import deployment_graphs
+        from factory.exporters.onnx import read_metadata
+        from factory.exporters.pick import deployment_graphs
         from factory.postprocess.run import load_pick_model
 
         path = Path(path)

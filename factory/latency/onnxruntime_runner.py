@@ -13,6 +13,20 @@ import numpy as np
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
+def make_session(model: str | Path | bytes, threads: int = 0, provider: str = "cpu") -> Any:
+    """The one place the factory opens an onnxruntime session (a file path or serialized bytes).
+
+    `threads` 0 lets onnxruntime choose (physical cores); warnings are silenced, errors still raise.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=[PROVIDERS[provider]])
+
+
 class OnnxRuntimeRunner:
     """One InferenceSession; `call(batch)` returns a no-argument function that runs one batch."""
 
@@ -29,10 +43,7 @@ class OnnxRuntimeRunner:
                 f"onnxruntime here has no {PROVIDERS[provider]} (available: {', '.join(available)}); "
                 "install onnxruntime-gpu for cuda / tensorrt"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=[PROVIDERS[provider]])
+        self.session = make_session(path, threads, provider)
         self.version = ort.__version__
         self.provider = PROVIDERS[provider]
         self.threads = threads
