@@ -13,9 +13,12 @@ from typing import Any
 
 
 def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Any], argv: list[str] | None) -> int:
-    """Parse `argv`, run the benchmark and, with --json, print its result as the last stdout line."""
+    """Parse `argv`, run the benchmark and, with --json, print its result as the last stdout line.
+
+    The exit code is 1 when the result says `"ok": false`, else 0.
+    """
     args = parser.parse_args(argv)
     result = run(args)
     if args.json:
         print(json.dumps(result))
-    return 0
+    return 1 if isinstance(result, dict) and result.get("ok") is False else 0

@@ -68,17 +68,15 @@ def export_onnx(
     opset: int = 18,
     dynamic_batch: bool = True,
     metadata: Mapping[str, Any] | None = None,
-    half: bool = False,
 ) -> Path:
-    """Export `module` in eval mode to `path`, check it with onnx.checker, write atomically.
+    """Export `module` in eval mode (float32, on the CPU) to `path`, check it with onnx.checker, write atomically.
 
-    float32 on CPU by default; `half` traces an FP16 graph on CUDA (TensorRT 11's strongly typed FP16).
+    The FP16 graph TensorRT 11 builds from is derived from this file by `fp16_graph`.
     """
     import onnx
 
-    device, dtype = ("cuda", torch.float16) if half else ("cpu", torch.float32)
-    module = module.eval().to(device=device, dtype=dtype)
-    example = torch.zeros(2 if dynamic_batch else 1, 3, resolution, resolution, device=device, dtype=dtype)
+    module = module.eval().to(device="cpu", dtype=torch.float32)
+    example = torch.zeros(2 if dynamic_batch else 1, 3, resolution, resolution)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -116,6 +114,79 @@ def simplify_onnx(path: str | Path) -> str:
     onnx.checker.check_model(model, full_check=True)
     write_bytes_atomic(path, model.SerializeToString())
     return "onnxslim"
+
+
+FP16_MAX = 65504.0  # the largest finite float16
+
+
+def fp16_graph(source: str | Path, target: str | Path) -> Path:
+    """The FP16 twin of the float32 graph `source`, written to `target`: same interface, FP16 inside.
+
+    Every float32 weight and constant becomes float16 and so does every tensor computed from them, while the
+    graph keeps its float32 `image` input and float32 `logits` output: a Cast to float16 follows each float
+    input and a Cast to float32 precedes each float output. TensorRT 11 builds its strongly typed FP16 engines
+    from this graph, so an engine takes and returns exactly what the ONNX file does. Derived from the checked
+    float32 file (weights rounded once, after the exporter folded BatchNorm in float32), it needs no GPU.
+    A weight beyond float16's range, or an op whose types cannot be float16, is an error, never a silent change.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    float_ = TensorProto.FLOAT
+
+    def half_tensor(tensor: onnx.TensorProto) -> None:
+        if tensor.data_type != float_:
+            return
+        array = numpy_helper.to_array(tensor)
+        finite = array[np.isfinite(array)]
+        if finite.size and float(np.abs(finite).max()) > FP16_MAX:
+            raise ValueError(
+                f"{source}: {tensor.name or 'a constant'} holds {float(np.abs(finite).max()):.3g}, beyond float16's "
+                f"range ({FP16_MAX:g}); build this engine in FP32 (export.tensorrt.fp16: false)"
+            )
+        tensor.CopyFrom(numpy_helper.from_array(array.astype(np.float16), tensor.name))
+
+    for tensor in graph.initializer:
+        half_tensor(tensor)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise ValueError(f"{source}: {node.op_type} has a subgraph; the FP16 conversion does not handle it")
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                half_tensor(attribute.t)
+            elif attribute.name in ("to", "dtype") and attribute.type == onnx.AttributeProto.INT:
+                if attribute.i == float_:  # Cast(to=float) and typed constant generators
+                    attribute.i = TensorProto.FLOAT16
+            elif node.op_type == "Constant" and attribute.name in ("value_float", "value_floats"):
+                values = [attribute.f] if attribute.name == "value_float" else list(attribute.floats)
+                shape = [] if attribute.name == "value_float" else [len(values)]
+                tensor = numpy_helper.from_array(np.array(values, dtype=np.float16).reshape(shape))
+                attribute.CopyFrom(helper.make_attribute("value", tensor))
+    weights = {t.name for t in graph.initializer}
+    renamed: dict[str, str] = {}
+    first: list[onnx.NodeProto] = []
+    for value in graph.input:
+        if value.name not in weights and value.type.tensor_type.elem_type == float_:
+            renamed[value.name] = f"{value.name}_fp16"
+            first.append(helper.make_node("Cast", [value.name], [renamed[value.name]], to=TensorProto.FLOAT16))
+    last: list[onnx.NodeProto] = []
+    outputs = {v.name for v in graph.output if v.type.tensor_type.elem_type == float_}
+    for name in outputs:
+        renamed[name] = f"{name}_fp16"
+        last.append(helper.make_node("Cast", [renamed[name]], [name], to=float_))
+    for node in graph.node:
+        node.input[:] = [renamed.get(i, i) for i in node.input]
+        node.output[:] = [renamed[o] if o in outputs else o for o in node.output]
+    nodes = first + list(graph.node) + last
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]  # float32 annotations of inner tensors are stale; the checker infers them again
+    onnx.checker.check_model(model, full_check=True)
+    target = Path(target)
+    write_bytes_atomic(target, model.SerializeToString())
+    return target
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -3,8 +3,10 @@
 The engine is built with TensorRT's Python API (builder -> network -> ONNX parser -> builder config with
 workspace limit, one optimisation profile over the batch axis, and a timing cache shared by every build of
 the run). FP16: TensorRT 10 sets the FP16 builder flag when the GPU has fast FP16; TensorRT 11 removed the
-precision flags, so there the network is created strongly typed and FP16 comes from an FP16 ONNX graph.
-An engine only runs on the TensorRT / CUDA version and GPU it was built for, so those are written beside it.
+precision flags, so there the network is strongly typed and FP16 comes from the FP16 ONNX graph
+(`factory.exporters.onnx.fp16_graph`). Either way the engine's interface is the ONNX file's: float32 `image` in,
+float32 `logits` out (FP16 only inside). An engine only runs on the TensorRT / CUDA version and GPU it was built
+for, so those are written beside it (`<engine>.json`, with the accuracy check of `factory.exporters.engine_check`).
 Without TensorRT or CUDA nothing is written and the caller records why.
 """
 
@@ -94,8 +96,10 @@ def build_engine(
 ) -> dict[str, Any]:
     """Build and write a serialised engine; returns the record written beside it (`<engine>.json`).
 
-    `fp16_onnx_path` is the FP16 graph TensorRT 11 needs for a strongly typed FP16 engine; on TensorRT 10 the
-    FP32 graph plus the FP16 flag is used instead.
+    `fp16_onnx_path` is the FP16 graph TensorRT 11 needs for a strongly typed FP16 engine (float32 input and
+    output, Casts at the boundaries); on TensorRT 10 the FP32 graph plus the FP16 flag is used instead, with the
+    network's input and output pinned to float32 linear tensors. The record's "precision" is the build
+    precision, "fp16" or "fp32"; FP32 builds turn TensorRT's TF32 default off, so "fp32" means FP32 math.
     """
     import tensorrt as trt
 
@@ -103,22 +107,25 @@ def build_engine(
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     major = tensorrt_major()
-    strongly_typed = major >= 11 and profile.fp16 and fp16_onnx_path is not None
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
+    strongly_typed = major >= 11  # TensorRT 11 has strong typing only
+    from_fp16_graph = strongly_typed and profile.fp16 and fp16_onnx_path is not None
+    network = builder.create_network(_network_flags(trt, strongly_typed))
     parser = trt.OnnxParser(network, logger)
-    source = Path(fp16_onnx_path if strongly_typed else onnx_path)
+    source = Path(fp16_onnx_path if from_fp16_graph else onnx_path)
     if not parser.parse_from_file(str(source)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"TensorRT could not parse {source}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, profile.workspace_mb << 20)
-    precision = "fp32"
-    if strongly_typed:
-        precision = "fp16 (strongly typed)"
-    elif profile.fp16 and major < 11 and builder.platform_has_fast_fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-        precision = "fp16"
+    precision = "fp16" if from_fp16_graph else "fp32"
+    if not strongly_typed:
+        _pin_float32_io(trt, network)
+        if profile.fp16 and getattr(builder, "platform_has_fast_fp16", True):
+            config.set_flag(trt.BuilderFlag.FP16)
+            precision = "fp16"
+    tf32 = getattr(trt.BuilderFlag, "TF32", None)
+    if precision == "fp32" and tf32 is not None:
+        config.clear_flag(tf32)  # TF32 rounds matmul inputs to FP16's 10-bit mantissa: not what "fp32" says
     shape = (3, profile.resolution, profile.resolution)
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(
@@ -145,6 +152,7 @@ def build_engine(
         "engine": engine_path.name,
         "onnx": source.name,
         "precision": precision,
+        "strongly_typed": strongly_typed,
         "profile": {"min": profile.min_batch, "opt": profile.opt_batch, "max": profile.max_batch},
         "workspace_mb": profile.workspace_mb,
         "build_s": round(time.perf_counter() - started, 3),
@@ -154,17 +162,53 @@ def build_engine(
     return record
 
 
+def _network_flags(trt: Any, strongly_typed: bool) -> int:
+    """Network creation flags: STRONGLY_TYPED where asked for and the flag still exists (TensorRT 11 networks
+    are strongly typed whatever the flags say)."""
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 1 << int(flag) if strongly_typed and flag is not None else 0
+
+
+def _pin_float32_io(trt: Any, network: Any) -> None:
+    """Weakly typed (TensorRT 10) builds: keep every float input and output a float32 linear tensor, so the FP16
+    flag changes only the inside of the engine, never the interface the ONNX file documents."""
+    tensors = [network.get_input(i) for i in range(network.num_inputs)]
+    tensors += [network.get_output(i) for i in range(network.num_outputs)]
+    for tensor in tensors:
+        if tensor.dtype in (trt.float32, trt.float16):
+            tensor.dtype = trt.float32
+            tensor.allowed_formats = 1 << int(trt.TensorFormat.LINEAR)
+
+
 def skipped(reason: str) -> dict[str, Any]:
     """The record of a TensorRT step that did not run, and why."""
     return {"status": "skipped", "reason": reason}
 
 
+def build_precision(record: dict[str, Any] | None) -> str:
+    """The precision an engine was built in, "fp16" or "fp32", from its record ("unknown" without one).
+
+    Records written before the precision was a bare word said "fp16 (strongly typed)"; the first word counts.
+    """
+    words = str((record or {}).get("precision") or "").split()
+    return words[0] if words and words[0] in ("fp16", "fp32") else "unknown"
+
+
 def describe(record: dict[str, Any]) -> str:
-    """One line for tables: 'built fp16 (TensorRT 10.x, GPU)' or 'skipped: reason'."""
-    if record.get("status") == "built":
+    """One line for tables: 'built fp16 (TensorRT 10.x, GPU), top-1 agreement 100.00%, max abs diff ...',
+    'failed: accuracy check: ...' or 'skipped: reason'."""
+    status = record.get("status", "unknown")
+    if status == "built":
         env = record.get("environment", {})
-        return f"built {record.get('precision')} (TensorRT {env.get('tensorrt')}, {env.get('gpu')})"
-    return f"{record.get('status', 'unknown')}: {record.get('reason', '')}".rstrip(": ")
+        line = f"built {build_precision(record)} (TensorRT {env.get('tensorrt')}, {env.get('gpu')})"
+        check = record.get("check")
+        if not check:
+            return line + ", not accuracy-checked"
+        return (
+            f"{line}, top-1 agreement {check['top1_agreement']:.2%}, max abs diff {check['max_abs_diff']:.2g} "
+            f"<= {check['tolerance']:.2g}"
+        )
+    return f"{status}: {record.get('reason', '')}".rstrip(": ")
 
 
 def read_record(engine_path: str | Path) -> dict[str, Any]:

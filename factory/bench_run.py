@@ -1,4 +1,5 @@
-"""Latency of every exported model of a run: onnxruntime on this machine's CPU, TensorRT where built.
+"""Latency of every exported model of a run: onnxruntime on this machine's CPU (FP32 and INT8 graphs),
+TensorRT where built.
 
 Each model gets `<model>.bench.json` beside it (format in the README). A model whose bench file exists is
 skipped, so an interrupted benchmark resumes; `force` measures again.
@@ -30,6 +31,9 @@ def models_of(folder: Path) -> list[tuple[Path, str]]:
         engine = graph.get("tensorrt", {})
         if engine.get("status") == "built":
             found.append((folder / engine["engine"], "tensorrt"))
+    int8 = folder / "int8.json"
+    if int8.is_file():  # the INT8 graphs kept by the accuracy guard, timed beside their FP32 graphs
+        found += [(folder / g["onnx"], "onnxruntime") for g in json.loads(int8.read_text())["graphs"] if g.get("onnx")]
     return found
 
 

@@ -159,12 +159,14 @@ def finetune_command(
 
 @main.command("export")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with picks/.")
+@click.option("--int8/--no-int8", default=True, help="Quantize every graph to INT8 (default: as the recipe says).")
 @_friendly
-def export_command(run_dir: str) -> None:
-    """Export every pick to ONNX (one graph per exit, plus the AEP ensemble), check parity, build TensorRT engines."""
+def export_command(run_dir: str, int8: bool) -> None:
+    """Export every pick to ONNX (one graph per exit, plus the AEP ensemble), check parity, build TensorRT engines
+    and check each against its graph, then quantize each graph to INT8 with the accuracy guard."""
     from factory.export_run import export_run
 
-    records = export_run(run_dir)
+    records = export_run(run_dir, int8=int8)
     click.echo(f"exported {sum(len(r['graphs']) for r in records)} graphs of {len(records)} picks")
 
 
@@ -239,6 +241,8 @@ def bench_command(
     from factory.io import write_json_atomic
     from factory.latency import bench_model
 
+    if path.name.endswith(".engine.failed"):
+        raise FactoryError(f"{path} failed its accuracy check (see {path.name}.json); it is not benchmarked")
     if path.suffix == ".engine" and runtime == "onnxruntime":
         runtime = "tensorrt"
     sizes = _batch_sizes(batch)

@@ -30,19 +30,21 @@ def training_images_per_second(recipe: Recipe, num_classes: int, device: torch.d
     """Images/s of one forward + backward of the largest network (all exits) at the recipe's batch size."""
     from factory.nn import StaticNetwork
     from factory.space import largest_config
-    from factory.train.device import memory_format
+    from factory.train.device import autocast, memory_format, resolve_precision
 
     spec = recipe.space.to_spec(num_classes)
     config = largest_config(spec, max(spec.widths), max(spec.resolutions))
-    net = StaticNetwork(spec, config, spec.exits()).to(device).to(memory_format=memory_format(device))
+    layout = memory_format(recipe.train.channels_last)
+    precision = resolve_precision(recipe.train.precision, device)
+    net = StaticNetwork(spec, config, spec.exits()).to(device).to(memory_format=layout)
     batch = min(recipe.train.batch_size, 64)
-    x = torch.randn(batch, 3, config.resolution, config.resolution, device=device)
-    x = x.contiguous(memory_format=memory_format(device))
+    x = torch.randn(batch, 3, config.resolution, config.resolution, device=device).contiguous(memory_format=layout)
     times = []
     for _ in range(6):  # the first step warms up the kernels; the fastest of five is steadier than of two
         start = time.perf_counter()
-        out = net(x)
-        loss = sum(o.float().logsumexp(1).mean() for o in (out if isinstance(out, list) else [out]))
+        with autocast(device, precision):  # timed as training runs: same layout, same precision
+            out = net(x)
+            loss = sum(o.float().logsumexp(1).mean() for o in (out if isinstance(out, list) else [out]))
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -1,7 +1,9 @@
 """`factory export`: export every post-processed pick of a run to ONNX (and TensorRT on a GPU).
 
 A pick whose export.json lists files that all exist is done and skipped, so an interrupted export resumes
-with the next pick. The parity figures are also written into the pick's metrics.json under "export".
+with the next pick. Then each pick's graphs are quantized to INT8 (`factory.quantize`, int8.json) unless
+`export.int8.enabled` is false or `int8=False`; a pick whose int8.json matches its FP32 graphs and settings
+is skipped. The parity figures are also written into the pick's metrics.json under "export".
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def file_sha256(path: Path) -> str:
 
 
 def export_done(folder: Path) -> bool:
-    """True when folder/export.json exists, was made from the current model.pt, and every ONNX file is there."""
+    """True when folder/export.json exists, was made from the current model.pt, every ONNX file is there, and
+    every engine it lists as built is there and was accuracy-checked (exports from before the engine check
+    are redone, so no unchecked engine is benchmarked or delivered)."""
     path = folder / "export.json"
     if not path.is_file():
         return False
@@ -45,7 +49,13 @@ def export_done(folder: Path) -> bool:
         record = json.loads(path.read_text())
         if record.get("model_sha256") != file_sha256(folder / "model.pt"):
             return False
-        return all((folder / g["onnx"]).is_file() for g in record["graphs"])
+        for graph in record["graphs"]:
+            engine = graph.get("tensorrt") or {}
+            if not (folder / graph["onnx"]).is_file():
+                return False
+            if engine.get("status") == "built" and not (engine.get("check") and (folder / engine["engine"]).is_file()):
+                return False
+        return True
     except (json.JSONDecodeError, KeyError, TypeError, OSError):
         return False
 
@@ -64,10 +74,12 @@ def parity_inputs(recipe: Recipe, splits: Any, resolution: int) -> torch.Tensor:
     return resize_batch(normalize(images, recipe.data.mean, recipe.data.std), resolution).contiguous()
 
 
-def export_run(run_dir: str | Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Export every finished pick of the run; returns the export records in pick order."""
+def export_run(run_dir: str | Path, progress: bool = True, int8: bool = True) -> list[dict[str, Any]]:
+    """Export every finished pick of the run (and its INT8 graphs unless `int8` is False or the recipe turns them
+    off); returns the export records in pick order."""
     from factory.data import load_dataset
     from factory.exporters.pick import export_pick
+    from factory.exporters.tensorrt import describe
     from factory.postprocess.run import load_pick_model
     from factory.runinfo import run_recipe
 
@@ -82,7 +94,11 @@ def export_run(run_dir: str | Path, progress: bool = True) -> list[dict[str, Any
         if not metrics_path.is_file():
             raise FactoryError(f"pick {entry['id']} is not post-processed yet; run `factory finetune --run {run}`")
         if export_done(folder):
-            records.append(json.loads((folder / "export.json").read_text()))
+            record = json.loads((folder / "export.json").read_text())
+            records.append(record)
+            if int8 and recipe.export.int8.enabled:
+                splits = splits or load_dataset(recipe.data)
+                _int8(folder, record, recipe, splits, progress)
             continue
         if progress:
             print(f"exporting pick {number}/{len(picks)}: {entry['id']}", flush=True)
@@ -113,8 +129,34 @@ def export_run(run_dir: str | Path, progress: bool = True) -> list[dict[str, Any
                 print(
                     f"  {g['onnx']}: {g['bytes'] / 1024:.0f} KiB, parity max abs diff {p['max_abs_diff']:.2e}, "
                     f"top-1 agreement {p['top1_agreement']:.4f} over {p['images']} images; "
-                    f"TensorRT {g['tensorrt']['status']}",
+                    f"TensorRT {describe(g['tensorrt'])}",
                     flush=True,
                 )
         records.append(record)
+        if int8 and recipe.export.int8.enabled:
+            _int8(folder, record, recipe, splits, progress, network)
     return records
+
+
+def _int8(
+    folder: Path, record: dict[str, Any], recipe: Recipe, splits: Any, progress: bool, network: Any = None
+) -> None:
+    """Quantize one exported pick unless its int8.json is current; writes int8.json."""
+    from factory.postprocess.run import load_pick_model
+    from factory.quantize import int8_done, quantize_pick
+
+    if int8_done(folder, record, recipe.export.int8):
+        return
+    if progress:
+        print(f"quantizing {folder.name} to INT8", flush=True)
+    network = network if network is not None else load_pick_model(folder / "model.pt")[0]
+    result = quantize_pick(folder, network, record, recipe, splits, progress)
+    write_json_atomic(folder / "int8.json", result)
+    if progress:
+        for g in result["graphs"]:
+            print(
+                f"  {g['name']}: INT8 top-1 {g['top1']:.4f} vs FP32 {g['fp32_top1']:.4f} (drop {g['drop']:.2f} points, "
+                f"agreement {g['agreement']:.4f}), weights {g['weight_bytes'] / g['fp32_weight_bytes']:.2f}x",
+                flush=True,
+            )
+        print(f"  {result['status']}", flush=True)

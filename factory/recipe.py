@@ -53,8 +53,14 @@ class TrainConfig:
     bn_calib_batch: PositiveInt = 100
     eval_batch_size: PositiveInt = 500
     channels_last: bool = True
-    amp: bool = True  # bf16 autocast on CUDA
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: see factory.train.device (auto: fp32 on CPU)
     seed: Seed = 0
+
+    def __post_init__(self) -> None:
+        from factory.train.device import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise FactoryError(f"train.precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
 
 
 @dataclass
@@ -116,6 +122,28 @@ class TensorRTConfig:
 
 
 @dataclass
+class Int8Config:
+    """INT8 post-training quantization of every exported graph (QDQ, onnxruntime), with a QAT fallback.
+
+    Defaults chosen by measurement on the digits picks (README, INT8): percentile calibration kept the logits
+    closest to FP32, per-channel symmetric INT8 weights, asymmetric UINT8 activations, no op kept in float.
+    """
+
+    enabled: bool = True
+    max_drop: NonNegative = 1.0  # test top-1 points an INT8 graph may lose against its FP32 graph
+    qat_epochs: Count = 2  # quantization-aware fine-tuning when PTQ loses more; 0 = no QAT
+    calibration_images: PositiveInt = 256  # training images, preprocessed as on the device
+    method: str = "percentile"  # minmax | entropy | percentile
+    per_channel: bool = True
+    symmetric_activations: bool = False
+    exclude_ops: tuple[str, ...] = ()  # ONNX op types kept in float, e.g. [HardSwish, Add]
+
+    def __post_init__(self) -> None:
+        if self.method not in ("minmax", "entropy", "percentile"):
+            raise FactoryError(f"export.int8.method: {self.method!r} is not one of minmax, entropy, percentile")
+
+
+@dataclass
 class ExportConfig:
     """ONNX export of each pick, one graph per exit."""
 
@@ -125,6 +153,7 @@ class ExportConfig:
     parity_images: PositiveInt = 256
     parity_atol: Positive = 1e-4
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
+    int8: Int8Config = field(default_factory=Int8Config)
 
 
 @dataclass
@@ -225,6 +254,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"unsupported recipe annotation {tp!r} at {where}")
 
 
+# Keys of earlier recipe versions, with what to write instead (a run folder's recipe.yaml may hold them).
+RENAMED = {"train.amp": "write train.precision: auto (for amp: true) or fp32 (for amp: false)"}
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     if data is None:
         data = {}
@@ -233,6 +266,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
+        replaced = RENAMED.get(f"{where}.{key}".lstrip("."))
+        if key not in names and replaced:
+            raise FactoryError(f"{where}.{key} was replaced: {replaced}")
         if key not in names:
             known = ", ".join(sorted(names))
             raise FactoryError(f"{where}: unknown key {key!r} (known keys: {known})")

@@ -35,6 +35,49 @@ def bench_of(folder: Path, model: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def tensorrt_fields(engine: dict[str, Any]) -> dict[str, Any]:
+    """The deployed graph's TensorRT record as summary fields: status, build precision and the accuracy check's
+    figures (null where no engine was built or checked)."""
+    from factory.exporters.tensorrt import build_precision
+
+    check = engine.get("check") or {}
+    built = engine.get("status") in ("built", "failed") and "environment" in engine
+    return {
+        "tensorrt_status": engine.get("status", "skipped"),
+        "tensorrt_precision": build_precision(engine) if built else None,
+        "tensorrt_top1_agreement": check.get("top1_agreement"),
+        "tensorrt_max_abs_diff": check.get("max_abs_diff"),
+        "tensorrt_tolerance": check.get("tolerance"),
+    }
+
+
+def int8_fields(run: Path, folder: Path, deployed: str) -> dict[str, Any]:
+    """The pick's INT8 block: its INT8 files, and the deployed graph's figures from int8.json (null if none)."""
+    from factory.latency import result_at
+
+    path = folder / "int8.json"
+    empty = {"onnx": [], "method": None, "top1": None, "drop": None, "agreement": None, "bytes": None}
+    empty |= {"weight_bytes": None, "fp32_weight_bytes": None, "ort_cpu_p50_ms": None}
+    if not path.is_file():
+        return empty | {"status": "not quantized (export.int8.enabled false or factory export --no-int8)"}
+    record = _read(path)
+    graph = next((g for g in record["graphs"] if g["name"] == deployed), record["graphs"][-1])
+    kept = graph.get("onnx")
+    bench = result_at(bench_of(folder, kept) or {}, 1) if kept else None
+    return {
+        "onnx": [str((folder / g["onnx"]).relative_to(run)) for g in record["graphs"] if g.get("onnx")],
+        "method": record.get("method"),
+        "top1": graph["top1"],
+        "drop": graph["drop"],
+        "agreement": graph["agreement"],
+        "bytes": graph["bytes"] if kept else None,
+        "weight_bytes": graph["weight_bytes"] if kept else None,
+        "fp32_weight_bytes": graph["fp32_weight_bytes"],
+        "ort_cpu_p50_ms": bench["latency"]["p50"] if bench else None,
+        "status": record["status"],
+    }
+
+
 def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """One pick's line of the summary: accuracy before/after, fvcore counts, files, parity, latency."""
     from factory.exporters.tensorrt import describe
@@ -68,8 +111,19 @@ def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
         "ort_cpu_p99_ms": ort["latency"]["p99"] if ort else None,
         "ort_cpu_images_per_s": ort["throughput"]["value"] if ort else None,
         "tensorrt": describe(engine),
+        **tensorrt_fields(engine),
         "tensorrt_p50_ms": trt["latency"]["p50"] if trt else None,
+        "int8": int8_fields(run, folder, graph["name"]),
     }
+
+
+def run_precision(recipe: Any, device: str) -> str:
+    """The precision the run's training and evaluations used (for runs whose run.json predates the record)."""
+    import torch
+
+    from factory.train.device import resolve_precision
+
+    return resolve_precision(recipe.train.precision, torch.device(device))
 
 
 def build_summary(run_dir: str | Path) -> dict[str, Any]:
@@ -90,6 +144,7 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
         "recipe": info.get("recipe", recipe.name),
         "dataset": recipe.data.dataset,
         "device": info.get("device", ""),
+        "precision": info.get("precision") or run_precision(recipe, info.get("device") or "cpu"),
         "seed": info.get("seed"),
         "versions": info.get("versions", {}),
         "search": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks.gpu_smoke import TINY
 from factory.recipe import Recipe, recipe_from_dict, save_recipe
 from factory.space import SpaceSpec, largest_config, smallest_config
 from factory.space.counting import count_params
@@ -12,37 +13,14 @@ from .train_helpers import TINY_DATA, TINY_SPACE
 
 
 def tiny_build_recipe() -> Recipe:
+    """The smoke script's tiny digits build, on the training tests' data and space, without adaptation."""
     return recipe_from_dict(
         {
+            **TINY,
             "name": "tiny-build",
             "data": dict(TINY_DATA),
             "space": {"kind": "ee-dense", **TINY_SPACE},
-            "train": {
-                "batch_size": 64,
-                "warmup_epochs": 1,
-                "epochs": 1,
-                "warmup_lr": 0.05,
-                "lr": 0.02,
-                "subnets_per_batch": 2,
-                "bn_calib_images": 64,
-                "bn_calib_batch": 64,
-                "eval_batch_size": 200,
-            },
-            "search": {
-                "iterations": 1,
-                "archive_size": 10,
-                "init_multiplier": 2,
-                "candidates_per_iteration": 3,
-                "predictor_folds": 3,
-                "population": 12,
-                "generations": 3,
-                "distribution_top": 5,
-                "adapt_epochs": 0,
-                "hv_reference": [1.0, 200000.0],
-            },
-            "postprocess": {"picks": 2, "max_epochs": 1, "patience": 1, "batch_size": 64},
-            "export": {"parity_images": 64},
-            "benchmark": {"warmup": 2, "iterations": 5, "batch_sizes": [1, 4]},
+            "search": {**TINY["search"], "adapt_epochs": 0},
         }
     )
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from factory.space import SpaceSpec
+import torch
+
+from factory.nn import StaticNetwork
+from factory.space import SpaceSpec, largest_config
 
 TINY_PLAN: dict[str, Any] = {
     "resolutions": (24, 32),
@@ -17,3 +20,17 @@ TINY_PLAN: dict[str, Any] = {
 def tiny_spec(kind: str = "ee-dense", **overrides: Any) -> SpaceSpec:
     """A SpaceSpec of `kind` on the tiny plan (10 classes unless overridden)."""
     return SpaceSpec(kind=kind, **(TINY_PLAN | overrides))
+
+
+def all_exit_network(spec: SpaceSpec, images: torch.Tensor) -> StaticNetwork:
+    """The largest network of `spec` with every exit, its BatchNorm statistics the exact average over `images`
+    (seeded weights), in eval mode: a stand-in for a trained pick in export tests."""
+    torch.manual_seed(0)
+    net = StaticNetwork(spec, largest_config(spec), spec.exits())
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        net.train()(images)
+    return net.eval()

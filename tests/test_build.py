@@ -59,6 +59,15 @@ def test_summary_matches_its_schema(finished):
             assert isinstance(pick[key], kind), (key, pick[key])
         assert 0.0 <= pick["top1_before"] <= 1.0 and 0.0 <= pick["top1_after"] <= 1.0
         assert pick["tensorrt"].startswith("skipped") or not torch.cuda.is_available()
+        int8 = pick["int8"]
+        assert int8["method"] in ("ptq", "qat", None) and isinstance(int8["status"], str)
+        assert isinstance(int8["top1"], float) and isinstance(int8["agreement"], float)
+        if int8["method"]:
+            assert int8["drop"] <= 1.0 and int8["onnx"] and int8["weight_bytes"] < int8["fp32_weight_bytes"]
+            assert isinstance(int8["ort_cpu_p50_ms"], float) and isinstance(int8["bytes"], int)
+            assert all((out / rel).is_file() and rel.endswith(".int8.onnx") for rel in int8["onnx"])
+        else:
+            assert int8["onnx"] == [] and int8["status"].startswith("FP32 only")
     for name in ("report.md", "report.html", "pareto.png", "build.json", "run.json", "recipe.yaml"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     assert set(json.loads((out / "build.json").read_text())["stages"]) == set(STAGES)
@@ -124,8 +133,12 @@ def test_every_onnx_file_runs_with_the_recorded_parity(finished):
 
 def _stable(summary: dict) -> list[dict]:
     """What must not depend on when the build ran: everything but the timings."""
-    drop = {"ort_cpu_p50_ms", "ort_cpu_p99_ms", "ort_cpu_images_per_s", "tensorrt_p50_ms"}
-    return [{k: v for k, v in p.items() if k not in drop} for p in summary["picks"]]
+    drop = {"ort_cpu_p50_ms", "ort_cpu_p99_ms", "ort_cpu_images_per_s", "tensorrt_p50_ms", "tensorrt"}
+    drop |= {"tensorrt_max_abs_diff", "tensorrt_top1_agreement"}  # GPU builds: FP16 figures vary slightly
+    stable = [{k: v for k, v in p.items() if k not in drop} for p in summary["picks"]]
+    for pick in stable:
+        pick["int8"] = {k: v for k, v in pick["int8"].items() if k != "ort_cpu_p50_ms"}
+    return stable
 
 
 def test_interrupted_build_resumes_to_the_same_result(finished, tmp_path):

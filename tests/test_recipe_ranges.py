@@ -105,3 +105,8 @@ def test_boundaries_are_accepted() -> None:
         {"train": {"warmup_epochs": 0, "sandwich_share": 0.0, "grad_clip": 0}, "search": {"iterations": 0}}
     )
     assert recipe.train.warmup_epochs == 0 and recipe.search.iterations == 0
+
+
+def test_a_replaced_key_says_what_to_write_instead() -> None:
+    with pytest.raises(FactoryError, match=r"train\.precision: auto"):
+        recipe_from_dict({"train": {"amp": True}}, "old/recipe.yaml")

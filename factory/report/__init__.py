@@ -49,6 +49,7 @@ def _facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("recipe", summary["recipe"]),
         ("dataset", summary.get("dataset", "")),
         ("device", summary["device"]),
+        ("precision (training and evaluation)", summary.get("precision", "fp32")),
         (
             "search",
             f"{search.get('algorithm')}, {search.get('evaluations')} evaluations, "

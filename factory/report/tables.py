@@ -5,7 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-PICK_HEADER = ["pick", "reason", "exit", "top-1 before", "top-1 after", "params", "MACs", "ORT p50 ms", "TensorRT"]
+PICK_HEADER = [
+    "pick",
+    "reason",
+    "exit",
+    "top-1 before",
+    "top-1 after",
+    "params",
+    "MACs",
+    "ORT p50 ms",
+    "TensorRT",
+    "INT8 top-1",
+    "INT8 drop (points)",
+    "INT8 weights KiB (FP32)",
+    "INT8 p50 ms",
+    "INT8",
+]
 GRAPH_HEADER = [
     "graph",
     "test top-1",
@@ -15,6 +30,7 @@ GRAPH_HEADER = [
     "parity (max abs diff, top-1 agree)",
     "latency p50 / p99 ms",
     "throughput img/s",
+    "TensorRT engine (top-1 agree, max abs diff / tolerance)",
 ]
 
 
@@ -24,6 +40,33 @@ def pct(x: float | None) -> str:
 
 def ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
+
+
+def engine_cell(engine: dict[str, Any]) -> str:
+    """A graph's TensorRT engine in a few words: its build precision and accuracy-check figures, or why none."""
+    from factory.exporters.tensorrt import build_precision
+
+    status = engine.get("status", "skipped")
+    check = engine.get("check")
+    if status == "skipped":
+        return "skipped"
+    if not check:
+        return f"{build_precision(engine)}, not checked" if status == "built" else f"failed: {engine.get('reason', '')}"
+    figures = f"{check['top1_agreement']:.2%}, {check['max_abs_diff']:.1e} / {check['tolerance']:.1e}"
+    line = f"{build_precision(engine)}: {figures}"
+    return line if status == "built" else f"failed, {line}"
+
+
+def int8_cells(q: dict[str, Any]) -> list[str]:
+    """The INT8 columns of a pick: the deployed graph's INT8 top-1, drop, weights, latency and status."""
+    kib = lambda b: "-" if b is None else f"{b / 1024:.1f}"  # noqa: E731
+    return [
+        pct(q.get("top1")),
+        "-" if q.get("drop") is None else f"{q['drop']:.2f}",
+        f"{kib(q.get('weight_bytes'))} ({kib(q.get('fp32_weight_bytes'))})",
+        ms(q.get("ort_cpu_p50_ms")),
+        q.get("status", "-"),
+    ]
 
 
 def pick_rows(summary: dict[str, Any]) -> list[list[str]]:
@@ -39,6 +82,7 @@ def pick_rows(summary: dict[str, Any]) -> list[list[str]]:
             f"{p['macs']:,}",
             ms(p["ort_cpu_p50_ms"]),
             p["tensorrt"],
+            *int8_cells(p.get("int8") or {}),
         ]
         for p in summary["picks"]
     ]
@@ -75,6 +119,7 @@ def graph_rows(run: Path, pick: dict[str, Any]) -> list[list[str]]:
                 f"{parity['max_abs_diff']:.1e}, {parity['top1_agreement']:.4f}",
                 f"{ms(first['latency']['p50'])} / {ms(first['latency']['p99'])}" if first else "-",
                 f"{first['throughput']['value']:,.0f} (batch {first['batch']})" if first else "-",
+                engine_cell(graph.get("tensorrt") or {}),
             ]
         )
         for result in (bench or {}).get("results", [])[1:]:
@@ -89,6 +134,7 @@ def graph_rows(run: Path, pick: dict[str, Any]) -> list[list[str]]:
                     "",
                     f"{ms(lat['p50'])} / {ms(lat['p99'])}",
                     f"{result['throughput']['value']:,.0f} (batch {result['batch']})",
+                    "",
                 ]
             )
     return rows

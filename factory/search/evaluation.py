@@ -26,6 +26,7 @@ from factory.recipe import Recipe
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
 from factory.train.batchnorm import calibration_subset
+from factory.train.device import resolve_precision
 from factory.train.evaluate import Evaluator, onnx_session
 from factory.train.trainer import evaluate_config
 
@@ -106,8 +107,11 @@ class SubnetEvaluator:
         self.device = torch.device(device)
         self.mean, self.std = tuple(d.mean), tuple(d.std)
         self.calib_batch = t.bn_calib_batch
-        self.calib = calibration_subset(splits.train, t.bn_calib_images, t.seed)
-        self.evaluator = Evaluator(splits.val, self.mean, self.std, t.eval_batch_size, backend, self.device)
+        self.precision = resolve_precision(t.precision, self.device)
+        self.calib = calibration_subset(splits.train, t.bn_calib_images, t.seed, self.device)
+        self.evaluator = Evaluator(
+            splits.val, self.mean, self.std, t.eval_batch_size, backend, self.device, precision=self.precision
+        )
         self.latency_threads = recipe.benchmark.threads
         self.salt = {
             "bn_calib_images": t.bn_calib_images,
@@ -115,6 +119,7 @@ class SubnetEvaluator:
             "seed": t.seed,
             "data": recipe.to_dict()["data"],
             "val_size": len(splits.val),
+            "precision": self.precision,  # a bf16 evaluation is another measurement than a float32 one
         }
         self.cache = EvaluationCache()
         self.latency: dict[str, float] = {}

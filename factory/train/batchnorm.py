@@ -13,12 +13,15 @@ from torch import nn
 from factory.data import Split, normalize, resize_batch
 
 
-def calibration_subset(split: Split, count: int, seed: int) -> Split:
-    """A fixed, seeded subset of `count` images: every sub-network is recalibrated on the same images."""
+def calibration_subset(split: Split, count: int, seed: int, device: torch.device | str = "cpu") -> Split:
+    """A fixed, seeded subset of `count` images: every sub-network is recalibrated on the same images.
+
+    It is kept on `device`, where every recalibration reads it (thousands of times in a search).
+    """
     generator = torch.Generator().manual_seed(seed)
     count = min(count, len(split.labels))
     index = torch.randperm(len(split.labels), generator=generator)[:count]
-    return Split(split.images[index].contiguous(), split.labels[index].contiguous())
+    return Split(split.images[index].contiguous().to(device), split.labels[index].contiguous().to(device))
 
 
 @torch.no_grad()

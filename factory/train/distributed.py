@@ -1,9 +1,15 @@
-"""Multi-process training through PyTorch's own engine (torchrun): gloo on CPU, NCCL on GPU."""
+"""Multi-process training through PyTorch's own engine (torchrun): gloo on CPU, NCCL on GPU.
+
+Each process trains on its own device: under torchrun, rank with LOCAL_RANK k uses GPU k, chosen before the
+process group starts (NCCL fails when two ranks meet on one GPU). Collectives run on tensors of that device:
+NCCL reduces CUDA tensors only, gloo CPU ones.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.distributed as dist
@@ -11,11 +17,13 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistInfo:
-    """Who this process is: rank 0 writes files and shows progress."""
+    """Who this process is and where it computes: rank 0 writes files and shows progress."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    launched: bool = False  # started by torchrun: a process group exists, even of one process
 
     @property
     def is_main(self) -> bool:
@@ -23,20 +31,39 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Whether collectives and DistributedDataParallel run (every torchrun process, one alone included)."""
+        return self.launched
+
+    @property
+    def backend(self) -> str:
+        """The process-group backend for this process's device."""
+        return "nccl" if self.device.type == "cuda" else "gloo"
+
+
+def placement(device: torch.device, env: Mapping[str, str]) -> DistInfo:
+    """Rank, world size and device of this process from torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK).
+
+    A process not started by torchrun keeps `device`; a torchrun process on CUDA gets `cuda:LOCAL_RANK`. A
+    torchrun run of one process still forms its process group, so the multi-GPU code path can be checked on
+    a single GPU.
+    """
+    if "WORLD_SIZE" not in env or "LOCAL_RANK" not in env:
+        return DistInfo(device=device)
+    local = int(env["LOCAL_RANK"])
+    own = torch.device("cuda", local) if device.type == "cuda" else torch.device("cpu")
+    return DistInfo(int(env.get("RANK", "0")), int(env["WORLD_SIZE"]), local, own, launched=True)
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group torchrun set up (WORLD_SIZE > 1), or run alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
+    """Join the process group torchrun set up, on this process's own device, or run alone."""
+    info = placement(device, os.environ)
+    if not info.enabled:
+        return info
+    if info.device.type == "cuda":
+        torch.cuda.set_device(info.device)  # before the group starts, so NCCL binds this rank to its own GPU
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        torch.cuda.set_device(local)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local)
+        dist.init_process_group(backend=info.backend)
+    return replace(info, rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
 def barrier(info: DistInfo) -> None:
@@ -44,12 +71,11 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def all_mean(value: float, info: DistInfo) -> float:
-    """Average a scalar over processes (for logged metrics)."""
-    if not info.enabled:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(tensor)
+def all_mean(value: float | torch.Tensor, info: DistInfo) -> float:
+    """Average a scalar over processes (for logged metrics), reduced on the process's own device."""
+    tensor = torch.as_tensor(value, dtype=torch.float64).reshape(1).to(info.device)
+    if info.enabled:
+        dist.all_reduce(tensor)
     return float(tensor.item() / info.world_size)
 
 

@@ -47,13 +47,14 @@ from factory.train.aep import aep_weights
 from factory.train.batchnorm import calibration_subset, recalibrate_bn
 from factory.train.callbacks import EpochCallback, EpochFiles, EpochSummary
 from factory.train.checkpoint import load_checkpoint, save_checkpoint
-from factory.train.device import autocast, memory_format, resolve_device
+from factory.train.device import autocast, grad_scaler, memory_format, resolve_device, resolve_precision
 from factory.train.distributed import DistInfo, all_mean, barrier, cleanup, init_distributed
 from factory.train.evaluate import Evaluator
 from factory.train.losses import ensemble_teacher_probs
 from factory.train.objective import ElasticObjective, StepTarget
 
 CHECKPOINT = "checkpoint.pt"
+BAR_REFRESH_STEPS = 20  # on CUDA the progress bar reads the running loss (a host sync) every this many steps
 ConfigSampler = Callable[[int, np.random.Generator], list[SubnetConfig]]
 FINAL = "supernet.pt"
 PHASE_KINDS = ("warmup", "elastic", "adapt")
@@ -115,6 +116,7 @@ class _PhaseRun:
     net: OFASupernet
     model: nn.Module
     optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
 
 
 class SupernetTrainer:
@@ -144,9 +146,14 @@ class SupernetTrainer:
         self.seed = recipe.train.seed if seed is None else seed
         self.config_sampler = config_sampler
         self.out = None if out_dir is None else Path(out_dir) / "supernet"
-        self.device = resolve_device(device)
-        self.info = init_distributed(self.device)
+        self.info = init_distributed(resolve_device(device))
+        self.device = self.info.device  # under torchrun: this rank's own GPU
+        self.precision = resolve_precision(recipe.train.precision, self.device)
         self.splits = splits if splits is not None else load_dataset(recipe.data)
+        train = self.splits.train
+        # The uint8 training split lives on the training device (on CUDA: no host copy per batch; a CIFAR- or
+        # Tiny ImageNet-sized split is 0.15-1.2 GB); on a CPU this is the split itself.
+        self.train_data = Split(train.images.to(self.device), train.labels.to(self.device))
         self.spec: SpaceSpec = recipe.space.to_spec(self.splits.num_classes)
         self.encoding = get_encoding("nat2", self.spec)
         self.progress = progress and self.info.is_main
@@ -171,12 +178,14 @@ class SupernetTrainer:
         self.callbacks.extend(callbacks)
         self._run: _PhaseRun | None = None
         self._resume_optimizer: dict[str, Any] | None = None
+        self._resume_scaler: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
         """The resume state at the current position: weights, teacher, the running phase's optimiser (none
         between phases), history."""
         optimizer = self._run.optimizer.state_dict() if self._run is not None else self._resume_optimizer
+        scaler = self._run.scaler.state_dict() if self._run is not None else self._resume_scaler
         return {
             "recipe": self.recipe.to_dict(),
             "spec": self.spec,
@@ -185,6 +194,7 @@ class SupernetTrainer:
             "supernets": {w: net.state_dict() for w, net in self.supernets.items()},
             "teacher": None if self.teacher is None else self.teacher.state_dict(),
             "optimizer": optimizer,
+            "scaler": scaler or None,
             "history": self.history,
             "train_seconds": self.train_seconds,
         }
@@ -205,6 +215,7 @@ class SupernetTrainer:
         self.phase_index, self.epoch = state["phase_index"], state["epoch"]
         self._run = None
         self._resume_optimizer = state["optimizer"]
+        self._resume_scaler = state.get("scaler")
         return True
 
     def make_teacher(self) -> OFASupernet:
@@ -289,12 +300,16 @@ class SupernetTrainer:
         net = self.supernets[phase.width]
         model: nn.Module = ElasticObjective(net, self.layout)
         if self.info.enabled:
-            model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+            devices = [self.device] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=devices, find_unused_parameters=True)
         optimizer = self._optimizer(net, phase)
+        scaler = grad_scaler(self.device, self.precision)
         if self.epoch > 0 and self._resume_optimizer is not None:
             optimizer.load_state_dict(self._resume_optimizer)
-        self._resume_optimizer = None
-        return _PhaseRun(index, phase, net, model, optimizer)
+            if self._resume_scaler:
+                scaler.load_state_dict(self._resume_scaler)
+        self._resume_optimizer = self._resume_scaler = None
+        return _PhaseRun(index, phase, net, model, optimizer, scaler)
 
     # ----------------------------------------------------------------- training
     def _optimizer(self, net: nn.Module, phase: Phase) -> torch.optim.Optimizer:
@@ -341,12 +356,12 @@ class SupernetTrainer:
             if self.spec.early_exit and t.ens_kd:
                 exits = tuple(self.spec.exits())
                 self.teacher.set_active(config, exits=exits)
-                with autocast(self.device, t.amp):
+                with autocast(self.device, self.precision):
                     logits = self.teacher(resize_batch(images, res).contiguous(memory_format=self.layout))
                 out[res] = ensemble_teacher_probs(logits, aep_weights(t.aep_weighting, len(exits))[1])
             else:
                 self.teacher.set_active(config)
-                with autocast(self.device, t.amp):
+                with autocast(self.device, self.precision):
                     inputs = resize_batch(images, res).contiguous(memory_format=self.layout)
                     out[res] = ensemble_teacher_probs([self.teacher(inputs)], [1.0])
         return out
@@ -360,7 +375,7 @@ class SupernetTrainer:
         order_gen = torch.Generator().manual_seed(seed)
         aug_gen = torch.Generator(device=self.device).manual_seed(seed + 1 + self.info.rank)
         rng = np.random.default_rng(seed)
-        train = self.splits.train
+        train = self.train_data
         batches = _shard_batches(len(train.labels), t.batch_size, order_gen, self.info)
         net.train()
         steps_per_epoch = self.steps_per_epoch
@@ -372,36 +387,41 @@ class SupernetTrainer:
             disable=not self.progress,
             leave=False,
         )
-        loss_sum = acc_sum = 0.0
+        # Summed on the device and read only when the bar is refreshed: a read is a host sync on CUDA.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        acc_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         images_seen = 0
         start = time.perf_counter()
         for step, index in enumerate(bar):
             lr = self._lr(phase, epoch * steps_per_epoch + step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            images = train.images[index].to(self.device, non_blocking=True)
-            labels = train.labels[index].to(self.device, non_blocking=True)
+            index = index.to(self.device)
+            images, labels = train.images[index], train.labels[index]
             images = normalize(augment_batch(images, d.crop_padding, d.flip, aug_gen), d.mean, d.std)
             targets = self.step_targets(phase, rng, t.subnets_per_batch)
             resolutions = {target.config.resolution for target in targets}
             probs = self._teacher_probs(images, resolutions) if phase.kind != "warmup" else {}
             optimizer.zero_grad(set_to_none=True)
-            with autocast(self.device, t.amp):
+            with autocast(self.device, self.precision):
                 loss, acc = run.model(images, labels, targets, probs, t.kd_weight, t.label_smoothing)
-            loss.backward()
+            run.scaler.scale(loss).backward()
             if t.grad_clip > 0:
+                run.scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
-            optimizer.step()
-            loss_sum += float(loss.item())
-            acc_sum += float(acc.item())
+            run.scaler.step(optimizer)
+            run.scaler.update()
+            loss_sum += loss.detach().double()
+            acc_sum += acc.detach().double()
             images_seen += len(labels) * self.info.world_size
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(
-                loss=f"{loss_sum / (step + 1):.3f}",
-                acc=f"{acc_sum / (step + 1):.3f}",
-                img_s=f"{images_seen / max(elapsed, 1e-9):.0f}",
-                lr=f"{lr:.2e}",
-            )
+            if self.progress and (self.device.type == "cpu" or step % BAR_REFRESH_STEPS == 0):
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(
+                    loss=f"{loss_sum.item() / (step + 1):.3f}",
+                    acc=f"{acc_sum.item() / (step + 1):.3f}",
+                    img_s=f"{images_seen / max(elapsed, 1e-9):.0f}",
+                    lr=f"{lr:.2e}",
+                )
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
         n = max(1, len(batches))
@@ -409,24 +429,28 @@ class SupernetTrainer:
             "phase": phase.name,
             "epoch": epoch + 1,
             "epochs": phase.epochs,
-            "loss": all_mean(loss_sum / n, self.info),
-            "train_top1": all_mean(acc_sum / n, self.info),
+            "loss": all_mean(loss_sum.item() / n, self.info),
+            "train_top1": all_mean(acc_sum.item() / n, self.info),
             "images_per_s": images_seen / max(seconds, 1e-9),
             "seconds": seconds,
             "world_size": self.info.world_size,
+            "process_group": self.info.backend if self.info.enabled else None,
         }
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, Any]:
         """Test top-1 of the largest and smallest width-1.0 sub-networks (every exit for early-exit kinds)."""
         t, d = self.recipe.train, self.recipe.data
-        subset = calibration_subset(self.splits.train, t.bn_calib_images, t.seed)
-        evaluator = Evaluator(self.splits.test, d.mean, d.std, t.eval_batch_size, device=self.device)
+        subset = calibration_subset(self.splits.train, t.bn_calib_images, t.seed, self.device)
+        evaluator = Evaluator(
+            self.splits.test, d.mean, d.std, t.eval_batch_size, device=self.device, precision=self.precision
+        )
         width = min(self.spec.widths)
         res = max(self.spec.resolutions)
         metrics: dict[str, Any] = {
             "train_seconds": round(self.train_seconds, 2),
             "kind": self.spec.kind,
+            "precision": self.precision,
             "width": width,
             "resolution": res,
             "test_size": len(self.splits.test.labels),
@@ -475,7 +499,8 @@ def train_supernet(
     if resume:
         trainer.resume()
     if trainer.info.is_main:
-        record_run(out_dir, recipe, str(trainer.device), seed=trainer.seed, world_size=trainer.info.world_size)
+        info = {"seed": trainer.seed, "world_size": trainer.info.world_size, "precision": trainer.precision}
+        record_run(out_dir, recipe, str(trainer.device), **info)
     return trainer.run()
 
 
