@@ -14,7 +14,9 @@ delivered and the record says why, with the figures.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import tempfile
 import time
 import types
@@ -110,22 +112,24 @@ def quantize_graph(source: str | Path, target: str | Path, images: np.ndarray, s
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
         exclude = [n.name for n in model.graph.node if n.op_type in settings.exclude_ops]
-        quantize_static(
-            str(prepared),
-            str(quantized),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=settings.per_channel,
-            activation_type=QuantType.QInt8 if settings.symmetric_activations else QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=exclude,
-            calibrate_method=method,
-            extra_options={
-                "ActivationSymmetric": settings.symmetric_activations,
-                "WeightSymmetric": True,
-                "CalibTensorRangeSymmetric": settings.symmetric_activations,
-            },
-        )
+        # The percentile calibrator prints its percentile range to stdout: keep the build's output readable.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(prepared),
+                str(quantized),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=settings.per_channel,
+                activation_type=QuantType.QInt8 if settings.symmetric_activations else QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=exclude,
+                calibrate_method=method,
+                extra_options={
+                    "ActivationSymmetric": settings.symmetric_activations,
+                    "WeightSymmetric": True,
+                    "CalibTensorRangeSymmetric": settings.symmetric_activations,
+                },
+            )
         result = onnx.load(str(quantized))
     del result.metadata_props[:]
     result.metadata_props.extend(onnx.load(str(source), load_external_data=False).metadata_props)
