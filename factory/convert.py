@@ -8,7 +8,6 @@ format every other command reads safely. A file already in the plain format is l
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ from typing import Any
 from factory.errors import FactoryError
 from factory.io import save_torch_atomic
 from factory.postprocess.run import LEGACY_PICK_FORMAT, PICK_FORMAT
-from factory.space.config import SpaceSpec
 from factory.train.checkpoint import FORMAT, LEGACY_FORMAT, to_plain
-from factory.untrusted import UnreadableFileError, UnsafeFileError, load_plain
+from factory.untrusted import UnsafeFileError, load_plain
 
 UPGRADES = {LEGACY_FORMAT: FORMAT, LEGACY_PICK_FORMAT: PICK_FORMAT}
 
@@ -29,11 +27,9 @@ def convert_file(path: str | os.PathLike[str], trust: bool = False) -> str:
     if not path.is_file():
         raise FactoryError(f"{path} not found; give a supernet.pt, checkpoint.pt or a pick's model.pt")
     try:
-        state = load_plain(path)
+        state = load_plain(path)  # an unreadable file is a one-line error from here already
     except UnsafeFileError:
         state = None
-    except UnreadableFileError as exc:
-        raise FactoryError(str(exc)) from None
     if state is not None:
         if isinstance(state, dict) and state.get("format") in UPGRADES.values():
             return f"{path} is already in the plain format ({state['format']}); nothing to do"
@@ -47,7 +43,7 @@ def convert_file(path: str | os.PathLike[str], trust: bool = False) -> str:
     old = state.get("format") if isinstance(state, dict) else None
     if old not in UPGRADES:
         raise FactoryError(f"{path} is not a factory file of an earlier format (format {old!r}); nothing converted")
-    save_torch_atomic(path, {**_plain_spec(to_plain(state)), "format": UPGRADES[old]})
+    save_torch_atomic(path, {**to_plain(state), "format": UPGRADES[old]})
     return f"{path}: {old} -> {UPGRADES[old]} (plain data, safe to load)"
 
 
@@ -58,11 +54,3 @@ def _unpickle_trusted(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise FactoryError(f"{path} could not be read ({type(exc).__name__}); nothing converted") from None
-
-
-def _plain_spec(state: dict[str, Any]) -> dict[str, Any]:
-    """A spec pickled by an earlier version may be a SpaceSpec of that version's class: rebuild it by field."""
-    spec = state.get("spec")
-    if spec is not None and not isinstance(spec, dict) and dataclasses.is_dataclass(spec):
-        state["spec"] = SpaceSpec.from_dict(dataclasses.asdict(spec)).to_dict()
-    return state

@@ -63,15 +63,14 @@ def export_done(folder: Path) -> bool:
 def parity_inputs(recipe: Recipe, splits: Any, resolution: int) -> torch.Tensor:
     """The first `export.parity_images` validation images (test images when there is no validation split),
     normalised and resized exactly as the deployed model expects."""
-    from factory.data import normalize, resize_batch
+    from factory.data import model_inputs
 
     split = splits.val if len(splits.val) else splits.test
     if recipe.export.parity_images < 1 or not len(split):
         raise FactoryError(
             "the parity check needs images: set export.parity_images >= 1 and keep a validation or test split"
         )
-    images = split.images[: recipe.export.parity_images]
-    return resize_batch(normalize(images, recipe.data.mean, recipe.data.std), resolution).contiguous()
+    return model_inputs(split.images[: recipe.export.parity_images], recipe.data.mean, recipe.data.std, resolution)
 
 
 def export_run(run_dir: str | Path, progress: bool = True, int8: bool = True) -> list[dict[str, Any]]:

@@ -48,9 +48,9 @@ class QuantSettings:
 
 def device_images(images: torch.Tensor, mean: Any, std: Any, resolution: int) -> np.ndarray:
     """uint8 images as the device feeds them: RGB / 255, minus mean, over std, resized (the parity path)."""
-    from factory.data import normalize, resize_batch
+    from factory.data import model_inputs
 
-    return resize_batch(normalize(images, mean, std), resolution).contiguous().numpy()
+    return model_inputs(images, mean, std, resolution).numpy()
 
 
 def calibration_images(split: Any, count: int, seed: int, mean: Any, std: Any, resolution: int) -> np.ndarray:

@@ -8,7 +8,7 @@
 Loaders for the built-in datasets are imported on first use of the registry.
 """
 
-from factory.data.augment import augment_batch, normalize, random_crop, random_flip, resize_batch
+from factory.data.augment import augment_batch, model_inputs, normalize, random_crop, random_flip, resize_batch
 from factory.data.batches import iterate_batches
 from factory.data.cache import cache_root, clear_memory_cache
 from factory.data.config import DATA_DEFAULTS, make_data_config
@@ -27,6 +27,7 @@ __all__ = [
     "iterate_batches",
     "load_dataset",
     "make_data_config",
+    "model_inputs",
     "normalize",
     "random_crop",
     "random_flip",

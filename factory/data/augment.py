@@ -82,6 +82,12 @@ def resize_batch(batch: torch.Tensor, resolution: int) -> torch.Tensor:
     return out
 
 
+def model_inputs(images: torch.Tensor, mean: Sequence[float], std: Sequence[float], resolution: int) -> torch.Tensor:
+    """uint8 images as a deployed model takes them: scaled, normalised, resized (the one preprocessing of
+    evaluation, the export's parity check and INT8 calibration)."""
+    return resize_batch(normalize(images, mean, std), resolution).contiguous()
+
+
 def resize_uint8(images: torch.Tensor, resolution: int, chunk: int = 1024) -> torch.Tensor:
     """`resize_batch` over a whole uint8 dataset in chunks, so the float copy never holds all images at once."""
     if images.shape[-2:] == (resolution, resolution):

@@ -39,7 +39,7 @@ from factory.elastic import OFASupernet
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
-from factory.search.archive import Archive, Member, rank_and_crowding
+from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding
 from factory.search.callbacks import IterationCallback, ProgressBar
 from factory.search.distribution import GeneDistribution
 from factory.search.evaluation import Complexity, SubnetEvaluator
@@ -395,10 +395,7 @@ class SearchEngine:
         if problem.n_obj == 1:
             chosen = pool[:k]
         else:
-            front = self.archive.front()
-            front_F = np.array([[m.objective(o) for o in self.settings.objectives] for m in front]).reshape(
-                len(front), problem.n_obj
-            )
+            front_F = objective_matrix(self.archive.front(), self.settings.objectives)
             picked = select_subset(front_F, np.array([p.F for p in pool]).reshape(len(pool), problem.n_obj), k)
             chosen = [pool[i] for i in picked]
         if len(chosen) < k:
@@ -434,12 +431,6 @@ class SearchEngine:
         self.adapted = True
 
     # ------------------------------------------------------------------ records and state
-    def _front_F(self) -> np.ndarray:
-        front = self.archive.front()
-        return np.array([[m.objective(o) for o in self.settings.objectives] for m in front]).reshape(
-            len(front), len(self.settings.objectives)
-        )
-
     def _record(
         self, iteration: int, seconds: dict[str, float], new: int, rho: float | None, tau: float | None
     ) -> dict[str, Any]:
@@ -447,7 +438,7 @@ class SearchEngine:
         front = self.archive.front()
         record = {
             "iteration": iteration,
-            "hypervolume": hypervolume(self._front_F(), self.reference),
+            "hypervolume": hypervolume(objective_matrix(front, self.settings.objectives), self.reference),
             "spearman": rho,
             "kendall": tau,
             "archive_size": len(self.archive),

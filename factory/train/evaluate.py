@@ -16,7 +16,7 @@ import warnings
 import torch
 from torch import nn
 
-from factory.data import Split, normalize, resize_batch
+from factory.data import Split, model_inputs
 from factory.train.device import autocast
 
 BACKENDS = ("auto", "onnxruntime", "eager")
@@ -79,13 +79,23 @@ class Evaluator:
             chunks = []
             for start in range(0, len(self.labels), 1000):
                 images = self.split.images[start : start + 1000].to(self.home)
-                chunks.append(resize_batch(normalize(images, self.mean, self.std), resolution))
+                chunks.append(model_inputs(images, self.mean, self.std, resolution))
             self._inputs[resolution] = torch.cat(chunks).contiguous()
         return self._inputs[resolution]
 
     @torch.no_grad()
     def logits(self, model: nn.Module, resolution: int) -> list[torch.Tensor]:
-        """Logits of every output of `model` (one per exit) over the whole split."""
+        """Logits of every output of `model` (one per exit) over the whole split, on the CPU."""
+        return [out.cpu() for out in self._outputs(model, resolution)]
+
+    def top1(self, model: nn.Module, resolution: int) -> list[float]:
+        """Top-1 accuracy (fraction) of every output of `model`, counted where the logits are."""
+        labels = self.labels.to(self.home)
+        return [top1(out, labels) for out in self._outputs(model, resolution)]
+
+    @torch.no_grad()
+    def _outputs(self, model: nn.Module, resolution: int) -> list[torch.Tensor]:
+        """Every output's logits over the split: on the device for eager runs, in host memory for onnxruntime."""
         model.eval()
         inputs = self.inputs(resolution)
         outputs: list[list[torch.Tensor]] = []
@@ -99,24 +109,7 @@ class Evaluator:
             for start in range(0, len(inputs), self.batch_size):
                 with autocast(self.device, self.precision):
                     outputs.append([o.float() for o in _as_list(model(inputs[start : start + self.batch_size]))])
-        return [torch.cat(parts).cpu() for parts in zip(*outputs, strict=True)]
-
-    @torch.no_grad()
-    def top1(self, model: nn.Module, resolution: int) -> list[float]:
-        """Top-1 accuracy (fraction) of every output of `model`."""
-        if self.backend == "onnxruntime":
-            return [top1(out, self.labels) for out in self.logits(model, resolution)]
-        model.eval()
-        inputs, labels = self.inputs(resolution), self.labels.to(self.home)
-        correct: list[torch.Tensor] = []
-        for start in range(0, len(inputs), self.batch_size):
-            with autocast(self.device, self.precision):
-                outs = _as_list(model(inputs[start : start + self.batch_size]))
-            hits = [(o.argmax(1) == labels[start : start + self.batch_size]).sum() for o in outs]
-            correct = hits if not correct else [c + h for c, h in zip(correct, hits, strict=True)]
-        if not len(labels):
-            return [0.0] * len(correct)
-        return (torch.stack(correct).float() / len(labels)).tolist()  # float32, as `top1` computes it
+        return [torch.cat(parts) for parts in zip(*outputs, strict=True)]
 
 
 def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
