@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,16 @@ def versions() -> dict[str, str]:
 
 
 def ensure_writable(folder: str | os.PathLike[str]) -> Path:
-    """Create `folder` (and parents) or fail with a one-line error before any work starts."""
+    """Create `folder` (and parents) or fail with a one-line error before any work starts.
+
+    The probe file is unique to the process: torchrun's ranks check the same folder at the same moment, and a
+    shared probe name let one rank delete the other's probe.
+    """
     path = Path(folder)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise FactoryError(f"cannot write to {path} ({exc.strerror or exc}); choose another --out folder") from None
     return path

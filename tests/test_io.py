@@ -71,3 +71,15 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path):
     with pytest.raises(Exception):  # noqa: B017 - torch.save fails part-way: a lambda does not pickle
         save_torch_atomic(tmp_path / "x.pt", {"weights": [1.0], "hook": lambda: None})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ranks_checking_one_folder_at_once_do_not_trip_each_other(tmp_path: Path) -> None:
+    """torchrun's ranks all check the run folder at start: one's probe must not be the other's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from factory.runinfo import ensure_writable
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: ensure_writable(tmp_path / "run"), range(400)))
+    assert all(r == tmp_path / "run" for r in results)
+    assert list((tmp_path / "run").iterdir()) == []
