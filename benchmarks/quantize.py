@@ -29,6 +29,7 @@ from factory.exporters.pick import deployment_graphs
 from factory.latency.onnxruntime_runner import make_session
 from factory.latency.stats import latency_summary
 from factory.latency.timing import time_calls
+from factory.memory import weight_bytes
 from factory.postprocess.run import load_pick_model
 from factory.quantize import (
     METHODS,
@@ -38,7 +39,6 @@ from factory.quantize import (
     device_images,
     qat_network,
     quantize_graph,
-    weight_bytes,
 )
 from factory.recipe import load_recipe
 

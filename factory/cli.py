@@ -87,8 +87,10 @@ def train_command(
     """Train the super-networks of the recipe's kind into RUN/supernet/."""
     from factory.recipe import choose_recipe
     from factory.train.trainer import dump_metrics, train_supernet
+    from factory.transfer import require_source
 
     recipe = choose_recipe(recipe_name, dataset, data_dir, device, seed, seeded=("train",))
+    require_source(recipe, None)
     metrics = train_supernet(recipe, out_dir, device=device, resume=resume)
     if metrics:
         click.echo(dump_metrics(metrics))
@@ -339,6 +341,8 @@ def _print_summary(summary: dict[str, Any], out: Any) -> None:
             f"{p['params']:>9,} {p['macs']:>11,} {p50:>10}"
         )
     click.echo(f"TensorRT: {summary['picks'][0]['tensorrt'] if summary['picks'] else '-'}")
+    if summary.get("front_shape"):
+        click.echo(summary["front_shape"])
     click.echo(f"report: {out}/report.html   summary: {out}/summary.json")
 
 

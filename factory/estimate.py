@@ -24,6 +24,7 @@ TEACHER_COST = 0.35
 SANDWICH_COST = 1.0  # the maximal network's own step in every elastic batch (train.sandwich)
 EVALUATION_OVERHEAD_S = 0.2
 PICK_FINETUNE_COST = 0.375
+HEADS_COST = 0.5  # a transfer's head warm-up: the maximal network's forward, backward through the heads only
 
 
 def training_images_per_second(recipe: Recipe, num_classes: int, device: torch.device) -> float:
@@ -62,18 +63,22 @@ def estimate_build(
     device: torch.device,
     skip: set[str] | frozenset[str] = frozenset(),
     reuse: bool = False,
+    transfer: bool = False,
 ) -> str:
-    """One line: the estimated time of the stages not in `skip`, and in total."""
+    """One line: the estimated time of the stages not in `skip`, and in total. `reuse`: the super-network is
+    given (no training); `transfer`: and its heads are warmed up on this data first."""
     ips = training_images_per_second(recipe, splits.num_classes, device)
-    t, s, p = recipe.train, recipe.search, recipe.postprocess
+    t, s, p, x = recipe.train, recipe.search, recipe.postprocess, recipe.transfer
     n_train, n_val = len(splits.train), max(len(splits.val), 1)
     widths = len(recipe.space.widths)
     epoch = n_train / ips
     elastic_epoch = epoch * (t.subnets_per_batch * SUBNET_COST + TEACHER_COST + SANDWICH_COST * t.sandwich)
     evaluation = (t.bn_calib_images + n_val) / (ips * INFERENCE_SPEEDUP) + EVALUATION_OVERHEAD_S
     evaluations = s.archive_size * s.init_multiplier + s.iterations * s.candidates_per_iteration
+    transfer_epochs = x.head_epochs * epoch * HEADS_COST + x.tune_epochs * epoch + x.elastic_epochs * elastic_epoch
     stages = {
         "train": 0.0 if reuse else widths * (t.warmup_epochs * epoch + t.epochs * elastic_epoch),
+        "transfer": transfer_epochs * widths if transfer else 0.0,
         "search": evaluations * evaluation + s.iterations * (s.adapt_epochs * elastic_epoch + 5.0),
         "finetune": p.picks * 2 * p.max_epochs * (n_train + n_val) / ips * PICK_FINETUNE_COST,
         "export": p.picks * 3.0,

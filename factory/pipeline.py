@@ -1,5 +1,5 @@
-"""`factory build`: data -> super-network -> NAT2 search -> picks and post-processing -> ONNX / TensorRT
--> latency -> report, in one resumable command.
+"""`factory build`: data -> super-network (trained, or transferred from --supernet) -> NAT2 search -> picks and
+post-processing -> ONNX / TensorRT -> latency -> report, in one resumable command.
 
 Each stage reads the previous stages' files in the run folder and writes its own; RUN/build.json records
 what the build was asked for (budget, recipe, seed) and which stages finished, so rerunning the same
@@ -20,9 +20,10 @@ from typing import Any
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe
+from factory.transfer import TransferPlan
 
 BUILD_FORMAT = "factory-build/1"
-STAGES = ("data", "train", "search", "finetune", "export", "bench", "report")
+STAGES = ("data", "train", "transfer", "search", "finetune", "export", "bench", "report")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class BuildRequest:
     stop_after: str | None = None  # tests: end the build after this stage, as an interruption would
     log: Callable[[str], None] = print
     device_used: str = ""
+    plan: TransferPlan | None = None  # how --supernet is used, decided before anything is written
 
     def stage_options(self) -> dict[str, Any]:
         """The options the search and post-processing stages take from the request."""
@@ -117,28 +119,43 @@ def _check_budget(request: BuildRequest, num_classes: int) -> None:
 
 
 def _stage_train(request: BuildRequest) -> dict[str, Any]:
+    """Train the super-network, or take --supernet: as it is (same data and space) or as the transfer's source."""
+    from factory.runinfo import record_run
     from factory.train.trainer import FINAL, train_supernet
 
     final = request.out / "supernet" / FINAL
-    if request.supernet is not None:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.tmp")
-        shutil.copyfile(request.supernet, tmp)
-        tmp.replace(final)
-        from factory.runinfo import record_run
-
-        record_run(
-            request.out,
-            request.recipe,
-            request.device_used,
-            seed=request.recipe.train.seed,
-            reused=str(request.supernet),
-        )
-        return {"reused": str(request.supernet)}
+    plan = request.plan
+    if plan is not None:
+        if plan.mode == "reuse":
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(f".{final.name}.tmp")
+            shutil.copyfile(plan.path, tmp)
+            tmp.replace(final)
+        source = plan.describe()
+        record_run(request.out, request.recipe, request.device_used, seed=request.recipe.train.seed, source=source)
+        return {"source": source["path"], "mode": plan.mode}
     if final.is_file() and (request.out / "supernet" / "metrics.json").is_file():
         return {"already_trained": True}
-    metrics = train_supernet(request.recipe, request.out, device=request.device, resume=True, progress=request.progress)
-    return {k: metrics.get(k) for k in ("largest_test_top1", "smallest_test_top1", "train_seconds")}
+    from factory.search.feasibility import Budget
+
+    budget = Budget(request.budget_params, request.budget_macs)
+    metrics = train_supernet(
+        request.recipe, request.out, device=request.device, resume=True, progress=request.progress, budget=budget
+    )
+    keep = ("largest_test_top1", "smallest_test_top1", "train_seconds", "trained_for_budget")
+    return {k: metrics.get(k) for k in keep}
+
+
+def _stage_transfer(request: BuildRequest) -> dict[str, Any]:
+    """The source's heads rebuilt for the target and warmed up (other data), or its space retargeted."""
+    from factory.transfer import transfer_supernet
+
+    plan = request.plan
+    if plan is None or plan.mode == "reuse":
+        return {"skipped": "no --supernet" if plan is None else "the super-network was trained on this data"}
+    metrics = transfer_supernet(plan, request.recipe, request.out, device=request.device, progress=request.progress)
+    keep = ("largest_test_top1", "smallest_test_top1", "train_seconds")
+    return {"mode": plan.mode, "head_epochs": request.recipe.transfer.head_epochs} | {k: metrics.get(k) for k in keep}
 
 
 def _stage_search(request: BuildRequest) -> dict[str, Any]:
@@ -177,6 +194,7 @@ def _stage_report(request: BuildRequest) -> dict[str, Any]:
 
 STAGE_FUNCTIONS: dict[str, Callable[[BuildRequest], dict[str, Any]]] = {
     "train": _stage_train,
+    "transfer": _stage_transfer,
     "search": _stage_search,
     "finetune": _stage_finetune,
     "export": _stage_export,
@@ -190,21 +208,26 @@ def build(request: BuildRequest) -> dict[str, Any]:
     from factory.data import load_dataset
     from factory.estimate import estimate_build
     from factory.train.device import resolve_device
+    from factory.transfer import plan_transfer, require_source
 
     device = resolve_device(request.device)
     request.device_used = str(device)
     splits = load_dataset(request.recipe.data)  # a missing or malformed data folder fails before anything is written
     _check_budget(request, splits.num_classes)
+    require_source(request.recipe, request.supernet)
     if request.supernet is not None:
         from factory.train.trainer import load_supernets
 
         load_supernets(request.supernet)  # a corrupt or foreign file fails before anything is written
+        request.plan = plan_transfer(request.supernet, request.recipe, splits.num_classes)
     state = prepare_run_folder(request)
     done = state["stages"]
     request.log(f"recipe {request.recipe.name}, device {device}, run folder {request.out}")
     todo = [s for s in STAGES if s not in done]
     if todo:
-        request.log(estimate_build(request.recipe, splits, device, skip=set(done), reuse=request.supernet is not None))
+        transfer = request.plan is not None and request.plan.mode == "transfer"
+        reuse = request.supernet is not None
+        request.log(estimate_build(request.recipe, splits, device, skip=set(done), reuse=reuse, transfer=transfer))
     for stage in STAGES:
         if stage in done:
             request.log(f"[{stage}] done earlier, skipped")

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from factory.errors import FactoryError
+from factory.memory import weight_bytes
 
 INT8_FORMAT = "factory-int8/1"
 METHODS = ("minmax", "entropy", "percentile")
@@ -61,14 +62,16 @@ def calibration_images(split: Any, count: int, seed: int, mean: Any, std: Any, r
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over preprocessed images, in fixed batches."""
+    """onnxruntime CalibrationDataReader over preprocessed images, in batches of one size: the histogram
+    calibrators stack every batch's outputs into one array, so a smaller last batch (fewer calibration images
+    than asked, or a count that is not a multiple of the batch) would fail; its images are left out."""
 
     def __init__(self, images: np.ndarray, batch: int) -> None:
-        self.images, self.batch = images, batch
+        self.images, self.batch = images, max(1, min(batch, len(images)))
         self._it: Iterator[dict[str, np.ndarray]] | None = None
 
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
-        for start in range(0, len(self.images), self.batch):
+        for start in range(0, len(self.images) - self.batch + 1, self.batch):
             yield {"image": self.images[start : start + self.batch]}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -138,14 +141,6 @@ def quantize_graph(source: str | Path, target: str | Path, images: np.ndarray, s
     onnx.checker.check_model(result)
     write_bytes_atomic(target, result.SerializeToString())
     return target
-
-
-def weight_bytes(path: str | Path) -> int:
-    """Bytes of the graph's initializers (weights, biases, scales, zero points): what quantization shrinks."""
-    import onnx
-
-    model = onnx.load(str(path))
-    return sum(onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
 
 
 def predictions(path: str | Path, images: np.ndarray, batch: int = 256) -> np.ndarray:

@@ -42,10 +42,16 @@ class TrainConfig:
     label_smoothing: Fraction = 0.1
     grad_clip: NonNegative = 5.0  # 0 = no clipping
     subnets_per_batch: PositiveInt = 4  # sub-networks sampled per batch, gradients accumulated
+    # How a step's sub-network losses combine: "sum" as OFA and NAT accumulate one backward per sub-network
+    # (the paper's learning rates assume it), or "mean" (each step's loss scaled by 1/k).
+    subnet_loss: str = "sum"
     # Sandwich rule (BigNAS), off in the paper's recipes: the maximal network also joins every elastic batch
     # with its warm-up objective, so a short elastic phase does not cost it accuracy.
     sandwich: bool = False
     sandwich_share: Fraction = 0.0  # the maximal network's share of each sandwich step's loss; 0 = 1/(k+1)
+    # Builds only (`factory build` knows its budget): this share of the elastic phase's sampled sub-networks is
+    # drawn from within the budget (factory.train.budget_sampler); 0 = the whole space, as `factory train`.
+    budget_share: Probability = 0.0
     kd_weight: NonNegative = 1.0  # loss = kd_weight * KD + CE; teacher = width-1.2 maximal network
     aep_weighting: str = "desc"  # unif | asc | desc | mix: exit weights of early-exit maximal networks
     ens_kd: bool = True  # early-exit kinds: teacher = weighted ensemble of all its exits
@@ -61,6 +67,41 @@ class TrainConfig:
 
         if self.precision not in PRECISIONS:
             raise FactoryError(f"train.precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.subnet_loss not in SUBNET_LOSSES:
+            raise FactoryError(f"train.subnet_loss: {self.subnet_loss!r} is not one of {', '.join(SUBNET_LOSSES)}")
+
+
+SUBNET_LOSSES = ("sum", "mean")
+ROLES = ("source", "target")
+
+
+@dataclass
+class TransferConfig:
+    """What the recipe does with a pre-trained super-network (NAT's transfer).
+
+    A source recipe trains its super-network from scratch (and the result can serve other datasets); a target
+    recipe adapts one given with `--supernet`: the exit heads' classifiers are rebuilt for its classes, warmed
+    up with the body frozen, then the search's adaptation epochs do the transfer. Any recipe accepts a
+    `--supernet` from other data; only a target recipe is tuned for it.
+    """
+
+    role: str = "source"  # source | target
+    source: str = ""  # target recipes: the source recipe their super-network comes from (named in errors)
+    # Target recipes without --supernet: train from scratch with the train section (true; its settings must
+    # suit training from scratch), or refuse with a one-line error naming the source to train (false).
+    scratch: bool = False
+    head_epochs: Count = 3  # warm-up of the rebuilt exit heads on the target, body frozen
+    head_lr: Positive = 0.05  # its peak lr (SGD, cosine), as the train section's optimiser
+    # Then, before the search: the whole maximal network (all exits, AEP) on the target, and elastic epochs
+    # (sampled sub-networks, ENS-KD from that network) at search.adapt_lr (0: train.lr). The paper's flow is
+    # 0 and 0 (the search's adaptation does it all); a small source on CPU needs both (benchmarks.transfer).
+    tune_epochs: Count = 0
+    tune_lr: Positive = 0.05
+    elastic_epochs: Count = 0
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise FactoryError(f"transfer.role: {self.role!r} is not one of {', '.join(ROLES)}")
 
 
 @dataclass
@@ -180,6 +221,7 @@ class Recipe:
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)

@@ -78,6 +78,25 @@ def int8_fields(run: Path, folder: Path, deployed: str) -> dict[str, Any]:
     }
 
 
+def device_fit(run: Path, folder: Path, graph: dict[str, Any]) -> dict[str, Any]:
+    """What the delivered graph asks of a device, measured from the file itself (`factory.memory`): the
+    deployed graph in INT8 where it passed the INT8 guard, else in FP32."""
+    from factory.memory import peak_ram_bytes, weight_bytes
+
+    path, precision = folder / graph["onnx"], "fp32"
+    if (folder / "int8.json").is_file():
+        record = _read(folder / "int8.json")
+        int8 = next((g for g in record["graphs"] if g["name"] == graph["name"]), None)
+        if int8 is not None and int8.get("onnx") and (folder / int8["onnx"]).is_file():
+            path, precision = folder / int8["onnx"], "int8"
+    return {
+        "delivered_onnx": str(path.relative_to(run)),
+        "delivered_precision": precision,
+        "flash_bytes": weight_bytes(path),
+        "ram_bytes": peak_ram_bytes(path),
+    }
+
+
 def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """One pick's line of the summary: accuracy before/after, fvcore counts, files, parity, latency."""
     from factory.exporters.tensorrt import describe
@@ -114,6 +133,7 @@ def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
         **tensorrt_fields(engine),
         "tensorrt_p50_ms": trt["latency"]["p50"] if trt else None,
         "int8": int8_fields(run, folder, graph["name"]),
+        **device_fit(run, folder, graph),
     }
 
 
@@ -129,6 +149,7 @@ def run_precision(recipe: Any, device: str) -> str:
 def build_summary(run_dir: str | Path) -> dict[str, Any]:
     """The summary of a run whose picks are exported and benchmarked."""
     from factory.export_run import run_picks
+    from factory.report.front_shape import describe_front
 
     run = Path(run_dir)
     info = _read(run / "run.json") if (run / "run.json").is_file() else {}
@@ -138,6 +159,7 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
     from factory.runinfo import run_recipe
 
     recipe = run_recipe(run)
+    picks = [pick_summary(run, entry) for entry in run_picks(run)]
     return {
         "format": SUMMARY_FORMAT,
         "budget": {"params": budget.get("params"), "macs": budget.get("macs")},
@@ -146,6 +168,7 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
         "device": info.get("device", ""),
         "precision": info.get("precision") or run_precision(recipe, info.get("device") or "cpu"),
         "seed": info.get("seed"),
+        "source": info.get("source"),  # the --supernet the build started from (None: trained from scratch)
         "versions": info.get("versions", {}),
         "search": {
             "algorithm": search.get("algorithm"),
@@ -154,7 +177,8 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
             "seconds": search.get("seconds"),
         },
         "report": "report.html",
-        "picks": [pick_summary(run, entry) for entry in run_picks(run)],
+        "picks": picks,
+        "front_shape": describe_front(picks, search.get("archive", []), budget.get("params")),
     }
 
 

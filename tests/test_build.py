@@ -32,6 +32,9 @@ PICK_TYPES = {
     "ort_cpu_p50_ms": float,
     "ort_cpu_p99_ms": float,
     "tensorrt": str,
+    "delivered_precision": str,
+    "flash_bytes": int,
+    "ram_bytes": int,
 }
 
 
@@ -58,6 +61,11 @@ def test_summary_matches_its_schema(finished):
         for key, kind in PICK_TYPES.items():
             assert isinstance(pick[key], kind), (key, pick[key])
         assert 0.0 <= pick["top1_before"] <= 1.0 and 0.0 <= pick["top1_after"] <= 1.0
+        delivered = out / pick["delivered_onnx"]
+        assert pick["delivered_precision"] == ("int8" if delivered.name.endswith(".int8.onnx") else "fp32")
+        assert pick["flash_bytes"] < delivered.stat().st_size  # the weights, without the graph around them
+        size = make_session(delivered).get_inputs()[0].shape[-1]
+        assert pick["ram_bytes"] > 3 * size * size * 4  # the float input alone, and more
         assert pick["tensorrt"].startswith("skipped") or not torch.cuda.is_available()
         int8 = pick["int8"]
         assert int8["method"] in ("ptq", "qat", None) and isinstance(int8["status"], str)
@@ -146,7 +154,7 @@ def test_interrupted_build_resumes_to_the_same_result(finished, tmp_path):
     out = tmp_path / "run"
     assert run_build(out, stop_after="search") == {}
     stages = json.loads((out / "build.json").read_text())["stages"]
-    assert list(stages) == ["data", "train", "search"]
+    assert list(stages) == ["data", "train", "transfer", "search"]
     weights = out / "supernet" / "supernet.pt"
     archive = out / "search" / "archive.jsonl"
     stamps = (weights.stat().st_mtime_ns, archive.stat().st_mtime_ns)

@@ -117,3 +117,15 @@ def test_int8_figures_equal_the_files_after_qat(tmp_path, splits):
     with torch.no_grad():
         out = trained(x)
     assert all(np.isfinite(o.numpy()).all() for o in (out if isinstance(out, list) else [out]))
+
+
+@pytest.mark.parametrize(("count", "batch", "sizes"), [(70, 32, [32, 32]), (10, 32, [10]), (64, 32, [32, 32])])
+def test_calibration_batches_are_all_one_size(count, batch, sizes):
+    """The histogram calibrators stack the batches' outputs: a ragged last batch made them fail on small data."""
+    from factory.quantize import _Reader
+
+    reader = _Reader(np.zeros((count, 3, 8, 8), np.float32), batch)
+    seen = []
+    while (item := reader.get_next()) is not None:
+        seen.append(len(item["image"]))
+    assert seen == sizes

@@ -6,7 +6,7 @@ import yaml
 from factory.errors import FactoryError
 from factory.recipe import RECIPES_DIR, Recipe, load_recipe, recipe_from_dict, save_recipe
 
-SHIPPED = ["digits", "cifar10", "cifar100", "tinyimagenet", "cifar10-cpu"]
+SHIPPED = ["digits", "cifar10", "cifar100", "tinyimagenet", "cifar10-cpu", "source-cpu", "transfer-cpu"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -50,6 +50,9 @@ def test_unknown_section(tmp_path: Path):
         ({"search": []}, "search"),
         ({"train": {"sandwich_share": 1.0}}, "train.sandwich_share"),
         ({"train": {"sandwich_share": -0.1}}, "train.sandwich_share"),
+        ({"train": {"subnet_loss": "avg"}}, "train.subnet_loss"),
+        ({"transfer": {"role": "teacher"}}, "transfer.role"),
+        ({"transfer": {"head_epochs": -1}}, "transfer.head_epochs"),
     ],
 )
 def test_mistyped_keys_are_named(data, needle):

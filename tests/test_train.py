@@ -145,7 +145,7 @@ def test_adaptation_trains_only_sampled_configs(tmp_path, monkeypatch):
         return configs
 
     monkeypatch.chdir(tmp_path)
-    history = adapt_supernets(recipe, nets, splits, sampler, epochs=1, seed=1, device="cpu", progress=False)
+    history = adapt_supernets(recipe, nets, splits, sampler, epochs={1.0: 1}, seed=1, device="cpu", progress=False)
     assert not list(tmp_path.iterdir())  # adaptation writes nothing
     assert [h["phase"] for h in history] == ["adapt-w1"]
     assert seen and all(c.resolution == 16 for c in seen)
@@ -161,7 +161,7 @@ def test_sandwich_adds_the_maximal_network_to_every_elastic_batch(sandwich, shar
     from factory.space import largest_config
     from factory.train.trainer import Phase
 
-    recipe = tiny_recipe("ee-dense", sandwich=sandwich, sandwich_share=share)
+    recipe = tiny_recipe("ee-dense", sandwich=sandwich, sandwich_share=share, subnet_loss="mean")
     trainer = SupernetTrainer(recipe, tmp_path, device="cpu", splits=tiny_splits(), progress=False)
     targets = trainer.step_targets(Phase("elastic", 1.0, 1, 0.01), np.random.default_rng(0), 2)
     shares = [t.share for t in targets]
@@ -178,3 +178,21 @@ def test_sandwich_adds_the_maximal_network_to_every_elastic_batch(sandwich, shar
         assert shares[1] == shares[2] == pytest.approx((1 - shares[0]) / 2)
     else:
         assert shares == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("sandwich", [False, True])
+def test_summed_subnet_losses_weigh_each_network_as_its_own_backward(sandwich, tmp_path):
+    """OFA and NAT accumulate one backward per sub-network: "sum" is "mean" scaled by the step's network count."""
+    import numpy as np
+
+    from factory.train.trainer import Phase
+
+    shares = {}
+    for reduction in ("mean", "sum"):
+        recipe = tiny_recipe("ee-dense", sandwich=sandwich, sandwich_share=0.7, subnet_loss=reduction)
+        trainer = SupernetTrainer(recipe, tmp_path / reduction, device="cpu", splits=tiny_splits(), progress=False)
+        targets = trainer.step_targets(Phase("elastic", 1.0, 1, 0.01), np.random.default_rng(0), 2)
+        shares[reduction] = [t.share for t in targets]
+    n = len(shares["sum"])
+    assert sum(shares["sum"]) == pytest.approx(n)
+    assert shares["sum"] == pytest.approx([n * x for x in shares["mean"]])

@@ -37,6 +37,19 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _source(source: dict[str, Any] | None) -> str:
+    """Where the super-network came from, in words."""
+    if not source:
+        return "trained from scratch on this data"
+    how = {
+        "transfer": "transferred (heads rebuilt and warmed up, adapted during the search)",
+        "retarget": "reused with other resolutions",
+        "reuse": "reused as it is",
+    }.get(source.get("mode", ""), source.get("mode", ""))
+    origin = f"recipe {source.get('recipe')}, {source.get('dataset')}, {source.get('classes')} classes"
+    return f"{source.get('path')} ({origin}): {how}; sha256 {str(source.get('sha256', ''))[:12]}"
+
+
 def _facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
     budget = summary["budget"]
     search = summary["search"]
@@ -50,6 +63,8 @@ def _facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("dataset", summary.get("dataset", "")),
         ("device", summary["device"]),
         ("precision (training and evaluation)", summary.get("precision", "fp32")),
+        ("source super-network", _source(summary.get("source"))),
+        ("front under the budget", summary.get("front_shape", "-")),
         (
             "search",
             f"{search.get('algorithm')}, {search.get('evaluations')} evaluations, "

@@ -13,6 +13,8 @@ PICK_HEADER = [
     "top-1 after",
     "params",
     "MACs",
+    "flash KiB (delivered)",
+    "RAM KiB",
     "ORT p50 ms",
     "TensorRT",
     "INT8 top-1",
@@ -69,6 +71,12 @@ def int8_cells(q: dict[str, Any]) -> list[str]:
     ]
 
 
+def _kib_cell(size: int | None, precision: str | None = None) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 1024:.1f}" + (f" ({precision.upper()})" if precision else "")
+
+
 def pick_rows(summary: dict[str, Any]) -> list[list[str]]:
     """One row per pick: the overview table."""
     return [
@@ -80,6 +88,8 @@ def pick_rows(summary: dict[str, Any]) -> list[list[str]]:
             pct(p["top1_after"]),
             f"{p['params']:,}",
             f"{p['macs']:,}",
+            _kib_cell(p.get("flash_bytes"), p.get("delivered_precision")),
+            _kib_cell(p.get("ram_bytes")),
             ms(p["ort_cpu_p50_ms"]),
             p["tensorrt"],
             *int8_cells(p.get("int8") or {}),

@@ -7,6 +7,7 @@ combinations are new, so vectors are repaired (a drawn skip may precede a drawn 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,3 +67,18 @@ class GeneDistribution:
         for label, lo, p in zip(self.encoding.gene_labels, self.encoding.lower.tolist(), self.probs, strict=True):
             out[label] = {str(lo + i): round(float(q), 4) for i, q in enumerate(p) if q > 0}
         return out
+
+
+def width_epochs(total: int, widths: Sequence[float]) -> dict[float, int]:
+    """Split `total` adaptation epochs over the super-networks in proportion to how often each width occurs in
+    `widths` (the top archive members'), largest remainders first: a width the search has left gets none, and
+    the adaptation costs `total` epochs whatever the number of widths."""
+    if not widths:
+        return {}
+    counts = {w: widths.count(w) for w in sorted(set(widths))}
+    exact = {w: total * c / len(widths) for w, c in counts.items()}
+    out = {w: int(v) for w, v in exact.items()}
+    by_remainder = sorted(counts, key=lambda w: (out[w] - exact[w], -w))
+    for w in by_remainder[: total - sum(out.values())]:
+        out[w] += 1
+    return out

@@ -41,7 +41,7 @@ from factory.io import write_json_atomic
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
 from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding
 from factory.search.callbacks import IterationCallback, ProgressBar
-from factory.search.distribution import GeneDistribution
+from factory.search.distribution import GeneDistribution, width_epochs
 from factory.search.evaluation import Complexity, SubnetEvaluator
 from factory.search.feasibility import Budget, check_feasible
 from factory.search.hypervolume import hypervolume
@@ -407,12 +407,14 @@ class SearchEngine:
         return chosen
 
     def _adapt(self, iteration: int) -> None:
-        """Adapt every width on sub-networks drawn from the top archive members' gene distribution, at peak lr
-        `search.adapt_lr` (0: `train.lr`). A super-network trained on the target data itself is already
+        """Adapt the super-networks on sub-networks drawn from the top archive members' gene distribution, at
+        peak lr `search.adapt_lr` (0: `train.lr`), `search.adapt_epochs` epochs in all, split over the widths as
+        the top members use them. A super-network trained on the target data itself is already
         converged; restarting it at a from-scratch lr (digits: 0.05) for one epoch lowered every member's
         accuracy (digits front hypervolume 0.982 -> 0.929 in 3 iterations, 0.981 at lr 0.005)."""
         top = self.archive.ranked()[: self.cfg.distribution_top]
         distribution = GeneDistribution.fit(self.encoding, np.array([m.x for m in top]))
+        widths = [m.config.width for m in top]
         recipe = self.recipe
         if self.cfg.adapt_lr > 0:
             recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, lr=self.cfg.adapt_lr))
@@ -421,7 +423,7 @@ class SearchEngine:
             self.supernets,
             self.splits,
             distribution.sample_configs,
-            self.cfg.adapt_epochs,
+            width_epochs(self.cfg.adapt_epochs, widths),
             stream_seed(self.cfg.seed, iteration, STREAM_ADAPT),
             device=self.device.type,
             progress=self.progress,

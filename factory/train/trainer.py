@@ -5,12 +5,15 @@ Phases, in order (each width is its own super-network with its own optimiser):
   2. elastic training of each width: every elastic value available from the start (the last phase of
      OFAv2's Extended Progressive Shrinking), after OFA's channel re-organisation (mid channels sorted
      by importance, so smaller expand ratios keep the most important ones); each batch samples
-     `subnets_per_batch` single-exit sub-networks (depth-uniform, exit sampled) whose losses are averaged
-     into one backward pass (with the recipe's `sandwich`, the maximal network joins each batch with its
-     warm-up objective and `sandwich_share` of the loss); the teacher is the frozen width-max maximal
-     network after its warm-up, with ENS-KD (the AEP ensemble of all its exits) for early-exit kinds.
+     `subnets_per_batch` single-exit sub-networks (depth-uniform, exit sampled) whose losses are summed
+     (`train.subnet_loss`: OFA's accumulated gradients; "mean" scales by 1/k) into one backward pass
+     (with the recipe's `sandwich`, the maximal network joins each batch with its warm-up objective and
+     `sandwich_share` of the loss); the teacher is the frozen width-max maximal network after its warm-up,
+     with ENS-KD (the AEP ensemble of all its exits) for early-exit kinds.
 The search's adaptation (`adapt_supernets`) is the same trainer over 'adapt' phases: elastic steps on
 sub-networks from the search's sampler, on the trained weights as they are, writing nothing.
+A transfer (`factory.transfer`) runs 'heads' phases: the warm-up's objective with the body frozen, for the
+exit heads rebuilt for a new dataset.
 
 `SupernetTrainer` is a loop with a public step: `has_next()` / `next()` train one epoch and call the
 callbacks (`factory.train.callbacks`: progress line, epoch file and checkpoint, a caller's own), `run()`
@@ -21,6 +24,7 @@ run resumed from its last checkpoint ends with exactly the weights an uninterrup
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -40,11 +44,13 @@ from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe
 from factory.runinfo import ensure_writable, record_run
+from factory.search.feasibility import Budget
 from factory.space import SpaceSpec, SubnetConfig, largest_config, smallest_config
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
 from factory.train.aep import aep_weights
 from factory.train.batchnorm import calibration_subset, recalibrate_bn
+from factory.train.budget_sampler import BudgetSampler
 from factory.train.callbacks import EpochCallback, EpochFiles, EpochSummary
 from factory.train.checkpoint import load_checkpoint, save_checkpoint
 from factory.train.device import autocast, grad_scaler, memory_format, resolve_device, resolve_precision
@@ -57,14 +63,16 @@ CHECKPOINT = "checkpoint.pt"
 BAR_REFRESH_STEPS = 20  # on CUDA the progress bar reads the running loss (a host sync) every this many steps
 ConfigSampler = Callable[[int, np.random.Generator], list[SubnetConfig]]
 FINAL = "supernet.pt"
-PHASE_KINDS = ("warmup", "elastic", "adapt")
+PHASE_KINDS = ("warmup", "elastic", "adapt", "heads")
+MAXIMAL_KINDS = ("warmup", "heads")  # phases that train the maximal network (all exits) without a teacher
 
 
 @dataclass(frozen=True)
 class Phase:
     """One stretch of training of the super-network of `width`. `kind`: 'warmup' (maximal network),
-    'elastic' (sampled sub-networks with distillation; the first one sorts channels) or 'adapt' (elastic
-    steps on the weights as they are, sub-networks from the trainer's `config_sampler`)."""
+    'elastic' (sampled sub-networks with distillation; the first one sorts channels), 'adapt' (elastic
+    steps on the weights as they are, sub-networks from the trainer's `config_sampler`) or 'heads' (the
+    warm-up's objective with only the exit heads trained: a transferred super-network's new heads)."""
 
     kind: str
     width: float
@@ -141,6 +149,7 @@ class SupernetTrainer:
         phases: Sequence[Phase] | None = None,
         seed: int | None = None,
         callbacks: Sequence[EpochCallback] = (),
+        budget: Budget | None = None,
     ) -> None:
         self.recipe = recipe
         self.seed = recipe.train.seed if seed is None else seed
@@ -169,6 +178,10 @@ class SupernetTrainer:
         # Batches per epoch, the same on every process (`_shard_batches` before sharding).
         self.steps_per_epoch = max(1, len(self.splits.train.labels) // recipe.train.batch_size)
         self.teacher: OFASupernet | None = None
+        self.provenance: dict[str, Any] = {}  # where the starting weights came from; recorded in the final files
+        if budget is not None and budget.limited and recipe.train.budget_share > 0 and config_sampler is None:
+            self.config_sampler = BudgetSampler(self.encoding, self.spec, budget, recipe.train.budget_share)
+            self.provenance["trained_for_budget"] = budget.to_dict() | {"share": recipe.train.budget_share}
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
         self.phase_index, self.epoch = 0, 0  # the next epoch to train
@@ -260,9 +273,11 @@ class SupernetTrainer:
         """Enter the phases left (an elastic phase without epochs still sorts channels); with an out folder,
         evaluate and write supernet.pt and metrics.json. Returns the metrics (without: only the history)."""
         self._enter_phases()
+        for net in self.supernets.values():  # a heads phase froze the body
+            net.requires_grad_(True)
         if self.out is None:
             return {"history": self.history}
-        metrics = self.evaluate() if self.info.is_main else {}
+        metrics = {**self.evaluate(), **self.provenance} if self.info.is_main else {}
         if self.info.is_main:
             save_checkpoint(
                 self.out / FINAL,
@@ -271,6 +286,7 @@ class SupernetTrainer:
                     "spec": self.spec,
                     "supernets": {w: n.state_dict() for w, n in self.supernets.items()},
                     "metrics": metrics,
+                    **self.provenance,
                 },
             )
             write_json_atomic(self.out / "metrics.json", metrics)
@@ -292,12 +308,14 @@ class SupernetTrainer:
 
     def _enter(self, index: int) -> _PhaseRun:
         phase = self.phases[index]
-        if phase.kind != "warmup" and self.teacher is None:
+        if phase.kind not in MAXIMAL_KINDS and self.teacher is None:
             if phase.kind == "elastic":
                 for supernet in self.supernets.values():
                     supernet.sort_channels()
             self.teacher = self.make_teacher()
         net = self.supernets[phase.width]
+        for name, p in net.named_parameters():  # a heads phase freezes the body: no gradient flows into it
+            p.requires_grad_(phase.kind != "heads" or name.startswith("heads."))
         model: nn.Module = ElasticObjective(net, self.layout)
         if self.info.enabled:
             devices = [self.device] if self.device.type == "cuda" else None
@@ -316,6 +334,8 @@ class SupernetTrainer:
         t = self.recipe.train
         decay, no_decay = [], []
         for name, p in net.named_parameters():
+            if not p.requires_grad:
+                continue
             (no_decay if p.ndim <= 1 or "transform" in name else decay).append(p)
         groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         return torch.optim.SGD(groups, lr=phase.lr, momentum=t.momentum, nesterov=t.nesterov)
@@ -335,15 +355,21 @@ class SupernetTrainer:
     def step_targets(self, phase: Phase, rng: np.random.Generator | None, k: int) -> list[StepTarget]:
         """The sub-networks of one step of `phase`: the maximal network for warm-up, else `k` sampled ones
         (from `config_sampler` when given, drawing on `rng`), with the maximal network first under sandwich."""
-        if phase.kind == "warmup":
+        if phase.kind in MAXIMAL_KINDS:
             return [self._maximal_target(phase.width, 1.0)]
         sampled = self.config_sampler(k, rng) if self.config_sampler else sample_configs(self.encoding, k, rng)
         configs = [SubnetConfig(c.resolution, phase.width, c.exit, c.blocks) for c in sampled]
         t = self.recipe.train
         if not t.sandwich:
-            return [StepTarget(c, share=1.0 / k) for c in configs]
-        share = t.sandwich_share or 1.0 / (k + 1)
-        return [self._maximal_target(phase.width, share)] + [StepTarget(c, share=(1 - share) / k) for c in configs]
+            targets = [StepTarget(c, share=1.0 / k) for c in configs]
+        else:
+            share = t.sandwich_share or 1.0 / (k + 1)
+            targets = [self._maximal_target(phase.width, share)] + [
+                StepTarget(c, share=(1 - share) / k) for c in configs
+            ]
+        if t.subnet_loss == "sum":  # one backward per sub-network, gradients accumulated (OFA, NAT)
+            targets = [dataclasses.replace(x, share=x.share * len(targets)) for x in targets]
+        return targets
 
     @torch.no_grad()
     def _teacher_probs(self, images: torch.Tensor, resolutions: set[int]) -> dict[int, torch.Tensor | None]:
@@ -401,7 +427,7 @@ class SupernetTrainer:
             images = normalize(augment_batch(images, d.crop_padding, d.flip, aug_gen), d.mean, d.std)
             targets = self.step_targets(phase, rng, t.subnets_per_batch)
             resolutions = {target.config.resolution for target in targets}
-            probs = self._teacher_probs(images, resolutions) if phase.kind != "warmup" else {}
+            probs = self._teacher_probs(images, resolutions) if phase.kind not in MAXIMAL_KINDS else {}
             optimizer.zero_grad(set_to_none=True)
             with autocast(self.device, self.precision):
                 loss, acc = run.model(images, labels, targets, probs, t.kd_weight, t.label_smoothing)
@@ -488,14 +514,20 @@ def evaluate_config(
 
 
 def train_supernet(
-    recipe: Recipe, out_dir: str | Path, device: str = "auto", resume: bool = False, progress: bool = True
+    recipe: Recipe,
+    out_dir: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool = True,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
-    """Library entry point of `factory train`: train (or continue) and return the final metrics."""
+    """Library entry point of `factory train`: train (or continue) and return the final metrics. `budget` (a
+    build's) steers the elastic phase's sampling when the recipe's `train.budget_share` asks for it."""
     checkpoint = Path(out_dir) / "supernet" / CHECKPOINT
     if not resume and checkpoint.exists():
         raise FactoryError(f"{checkpoint} exists; pass --resume to continue that run, or choose another --out folder")
     ensure_writable(out_dir)
-    trainer = SupernetTrainer(recipe, out_dir, device=device, progress=progress)
+    trainer = SupernetTrainer(recipe, out_dir, device=device, progress=progress, budget=budget)
     if resume:
         trainer.resume()
     if trainer.info.is_main:
@@ -509,7 +541,7 @@ def adapt_supernets(
     supernets: dict[float, OFASupernet],
     splits: DatasetSplits,
     sampler: ConfigSampler,
-    epochs: int,
+    epochs: dict[float, int],
     seed: int,
     device: str = "auto",
     progress: bool = True,
@@ -517,10 +549,10 @@ def adapt_supernets(
     """NAT's super-network adaptation: elastic-phase epochs (same loss, teacher and schedule as training)
     whose sub-networks come from `sampler`, the search's distribution over the best archive members.
 
-    One 'adapt' phase per width (in increasing width, at `train.lr`), seeded by `seed`. Trains `supernets`
-    in place and writes nothing; returns the per-epoch records.
+    One 'adapt' phase per width with epochs left in `epochs` (in increasing width, at `train.lr`), seeded
+    by `seed`. Trains `supernets` in place and writes nothing; returns the per-epoch records.
     """
-    phases = [Phase("adapt", width, epochs, recipe.train.lr) for width in sorted(supernets)]
+    phases = [Phase("adapt", width, epochs.get(width, 0), recipe.train.lr) for width in sorted(supernets)]
     trainer = SupernetTrainer(
         recipe,
         None,
@@ -529,7 +561,7 @@ def adapt_supernets(
         progress=progress,
         supernets=supernets,
         config_sampler=sampler,
-        phases=phases,
+        phases=[p for p in phases if p.epochs > 0],
         seed=seed,
     )
     trainer.run()
