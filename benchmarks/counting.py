@@ -88,13 +88,18 @@ def run(args: argparse.Namespace) -> dict:
     return {"kinds": result}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", type=int, default=1000, help="random configs per kind")
+def kinds_parser(doc: str, configs_help: str) -> argparse.ArgumentParser:
+    """The command line of a per-kind exactness benchmark (this one and `benchmarks.memory`)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--configs", type=int, default=1000, help=configs_help)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", nargs="*", choices=list(KINDS), help="kinds to run (default: all eight)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on the last stdout line")
-    return run_cli(parser, run, argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(kinds_parser(__doc__, "random configs per kind"), run, argv)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """INT8 (QDQ, onnxruntime) against FP32 for a pick, per calibration method: accuracy, size and latency.
 
     python -m benchmarks.quantize --json                      # the shipped digits pick
-    python -m benchmarks.quantize --pick runs/c10/picks/<id>/model.pt --recipe cifar10 --json
+    python -m benchmarks.quantize --cifar10-data-dir ../shared/datasets/cifar10-jpeg --json   # and the CIFAR-10 one
 
 For each calibration method the pick's deployed graph is quantized as `factory export` does, both files are
 run in onnxruntime on the whole test split (top-1, drop in points, agreement), their sizes compared (file and
 initializers) and timed at batch 1 and 32. With --qat-epochs N the QAT fallback is timed and measured too.
-A CIFAR-10 pick is measured only when one is given: none is shipped, so the JSON says so.
+The shipped CIFAR-10 pick (data/cifar10_pick.pt, from a `cifar10-cpu` build on the CIFAR-10 JPEG folder)
+is measured when --cifar10-data-dir gives the images (test split, and training images to calibrate on).
 Human lines go to stderr; the last stdout line is JSON when --json is given.
 """
 
@@ -43,6 +44,7 @@ from factory.quantize import (
 from factory.recipe import load_recipe
 
 SHIPPED_PICK = Path(__file__).parent / "data" / "digits_pick.pt"
+SHIPPED_CIFAR10_PICK = Path(__file__).parent / "data" / "cifar10_pick.pt"
 
 
 def _say(text: str) -> None:
@@ -55,9 +57,15 @@ def _p50(path: Path, images: np.ndarray, batch: int, iterations: int) -> float:
     return latency_summary(time_calls(lambda: session.run(None, feed), 5, iterations))["p50"]
 
 
-def measure(pick: Path, recipe_name: str, iterations: int, qat_epochs: int, calib_count: int) -> dict:
-    """Every calibration method (and QAT when asked) on one pick's deployed graph."""
+def measure(
+    pick: Path, recipe_name: str, iterations: int, qat_epochs: int, calib_count: int, data_dir: Path | None = None
+) -> dict:
+    """Every calibration method (and QAT when asked) on one pick's deployed graph (its data from `data_dir`,
+    an image folder, when given; else the recipe's own dataset)."""
     recipe = load_recipe(recipe_name)
+    if data_dir is not None:
+        data = dataclasses.replace(recipe.data, dataset="imagefolder", data_dir=str(data_dir))
+        recipe = dataclasses.replace(recipe, data=data)
     splits = load_dataset(recipe.data)
     network, config = load_pick_model(pick)
     graphs = deployment_graphs(network)
@@ -106,7 +114,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pick", type=Path, default=SHIPPED_PICK, help="a pick's model.pt")
     parser.add_argument("--recipe", default="digits", help="recipe of the pick's dataset")
-    parser.add_argument("--cifar10-pick", type=Path, default=None, help="a CIFAR-10 pick's model.pt, if any")
+    parser.add_argument("--cifar10-pick", type=Path, default=SHIPPED_CIFAR10_PICK, help="a CIFAR-10 pick's model.pt")
+    parser.add_argument(
+        "--cifar10-data-dir", type=Path, default=None, help="CIFAR-10 as an image folder (train/, test/); needed for it"
+    )
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--qat-epochs", type=int, default=2)
     parser.add_argument("--calibration-images", type=int, default=256)
@@ -114,11 +125,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     report = {"digits": measure(args.pick, args.recipe, args.iterations, args.qat_epochs, args.calibration_images)}
-    if args.cifar10_pick:
-        cifar = dataclasses.replace(args, recipe="cifar10-cpu")
-        report["cifar10"] = measure(args.cifar10_pick, cifar.recipe, args.iterations, args.qat_epochs, 256)
+    if args.cifar10_data_dir is not None:
+        report["cifar10"] = measure(
+            args.cifar10_pick, "cifar10-cpu", args.iterations, args.qat_epochs, 256, args.cifar10_data_dir
+        )
     else:
-        report["cifar10"] = {"skipped": "no CIFAR-10 pick is shipped; pass --cifar10-pick model.pt to measure one"}
+        report["cifar10"] = {"skipped": "pass --cifar10-data-dir DIR (CIFAR-10 as an image folder) to measure it"}
     if args.json:
         print(json.dumps(report))
 

@@ -96,21 +96,49 @@ def train_command(
         click.echo(dump_metrics(metrics))
 
 
-def _budgets(budget_params: str | None, budget_macs: str | None) -> dict[str, int | None]:
-    """The budget options parsed ("0.3M" -> 300000); a malformed one is a one-line error naming the option."""
-    from factory.budget import parse_budget
+def _budgets(
+    budget_params: str | None, budget_macs: str | None, budget_flash: str | None = None, budget_ram: str | None = None
+) -> dict[str, int | None]:
+    """The budget options parsed ("0.3M" -> 300000, "256KB" -> 256000); a malformed one is a one-line error
+    naming the option."""
+    from factory.budget import parse_budget, parse_size
 
     return {
         "budget_params": parse_budget(budget_params, "--budget-params"),
         "budget_macs": parse_budget(budget_macs, "--budget-macs"),
+        "budget_flash": parse_size(budget_flash, "--budget-flash"),
+        "budget_ram": parse_size(budget_ram, "--budget-ram"),
     }
+
+
+def _budget_options(note: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--budget-params, --budget-macs, --budget-flash and --budget-ram, each a constraint when given."""
+    options = (
+        ("--budget-params", f"Parameter budget, e.g. 0.3M, 300k{note}."),
+        ("--budget-macs", f"MACs budget, e.g. 10M{note}."),
+        ("--budget-flash", f"Flash budget: bytes of the FP32 graph's weights, e.g. 256KB, 1.5MB, 256KiB{note}."),
+        ("--budget-ram", f"RAM budget: peak activation bytes at batch 1, e.g. 64KB{note}."),
+    )
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        for flag, text in reversed(options):
+            function = click.option(flag, default=None, help=text)(function)
+        return function
+
+    return decorate
+
+
+OBJECTIVES_HELP = "Second objective: params, macs, flash, ram or latency (default: the recipe's)."
 
 
 @main.command("search")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with supernet/.")
-@click.option("--objectives", default=None, help="Second objective: params, macs or latency (default: the recipe's).")
-@click.option("--budget-params", default=None, help="Parameter budget, e.g. 0.3M, 300k.")
-@click.option("--budget-macs", default=None, help="MACs budget, e.g. 10M.")
+@click.option("--objectives", "--objective", "objectives", default=None, help=OBJECTIVES_HELP)
+@_budget_options()
+@click.option("--budget-latency", default=None, help="Latency budget in ms at batch 1 (needs --latency-profile).")
+@click.option(
+    "--latency-profile", type=click.Path(dir_okay=False), default=None, help="Device profile from `factory profile`."
+)
 @click.option(
     "--algorithm", type=click.Choice(["nat2", "nat"]), default=None, help="NAT2 (default) or the NAT baseline."
 )
@@ -123,6 +151,10 @@ def search_command(
     objectives: str | None,
     budget_params: str | None,
     budget_macs: str | None,
+    budget_flash: str | None,
+    budget_ram: str | None,
+    budget_latency: str | None,
+    latency_profile: str | None,
     algorithm: str | None,
     device: str,
     resume: bool,
@@ -131,9 +163,17 @@ def search_command(
     """Run the NAT2 search on the trained super-network of RUN and write RUN/search/."""
     from factory.search.engine import run_search
 
-    budgets = _budgets(budget_params, budget_macs)
+    budgets = _budgets(budget_params, budget_macs, budget_flash, budget_ram)
     result = run_search(
-        run_dir, objectives=objectives, algorithm=algorithm, device=device, resume=resume, force=force, **budgets
+        run_dir,
+        objectives=objectives,
+        algorithm=algorithm,
+        device=device,
+        resume=resume,
+        force=force,
+        budget_latency=budget_latency,
+        latency_profile=latency_profile,
+        **budgets,
     )
     click.echo(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}))
 
@@ -141,17 +181,23 @@ def search_command(
 @main.command("finetune")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with search/.")
 @click.option("--pick", default=None, help="Post-process only this pick (an id under RUN/picks/).")
-@click.option("--budget-params", default=None, help="Parameter budget (default: the search's).")
-@click.option("--budget-macs", default=None, help="MACs budget (default: the search's).")
+@_budget_options(" (default: the search's)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_friendly
 def finetune_command(
-    run_dir: str, pick: str | None, budget_params: str | None, budget_macs: str | None, device: str
+    run_dir: str,
+    pick: str | None,
+    budget_params: str | None,
+    budget_macs: str | None,
+    budget_flash: str | None,
+    budget_ram: str | None,
+    device: str,
 ) -> None:
     """Choose the picks under the budget and run the two-step post-processing on each."""
     from factory.postprocess.run import finetune_run
 
-    results = finetune_run(run_dir, pick=pick, device=device, **_budgets(budget_params, budget_macs))
+    budgets = _budgets(budget_params, budget_macs, budget_flash, budget_ram)
+    results = finetune_run(run_dir, pick=pick, device=device, **budgets)
     for m in results:
         click.echo(
             f"{m['id']:<24} exit {m['exit']}  exits {m['exits']}  top-1 {m['top1_before']:.4f} -> {m['top1_after']:.4f}"
@@ -268,18 +314,117 @@ def bench_command(
 
 @main.command("report")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Exported, benchmarked run.")
+@click.option(
+    "--device-results",
+    "device_results",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A device-report.json from `factory verify`; repeat for several. Kept in RUN/devices/.",
+)
 @_friendly
-def report_command(run_dir: str) -> None:
-    """Write RUN/summary.json, report.md, report.html and pareto.png."""
+def report_command(run_dir: str, device_results: tuple[str, ...]) -> None:
+    """Write RUN/summary.json, report.md, report.html and pareto.png (with every device's results)."""
+    from pathlib import Path
+
+    from factory.handoff.merge import add_device_reports
     from factory.summary import write_summary_and_report
 
+    if not (Path(run_dir) / "picks" / "picks.json").is_file():
+        raise FactoryError(f"{run_dir} has no picks; run `factory build` (or finetune and export) first")
+    add_device_reports(Path(run_dir), list(device_results))
     paths = write_summary_and_report(run_dir)
     click.echo(f"wrote {paths['html']}")
 
 
+@main.command("bundle")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A finished build.")
+@click.option("--pick", default=None, help="One pick's id (default: every pick, as --all).")
+@click.option("--all", "every", is_flag=True, help="Bundle every pick (the default).")
+@_friendly
+def bundle_command(run_dir: str, pick: str | None, every: bool) -> None:
+    """Write RUN/handoff/<id>/ and <id>.zip: graphs, labels, preprocessing, model card, samples, hashes."""
+    from factory.handoff.bundle import bundle_run
+
+    if pick and every:
+        raise FactoryError("--pick and --all contradict each other; pass one of them")
+    for folder in bundle_run(run_dir, pick):
+        click.echo(f"wrote {folder} and {folder.with_suffix('.zip')}")
+
+
+@main.command("verify")
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--threads", type=click.IntRange(0), default=1, show_default=True, help="onnxruntime threads.")
+@click.option("--out", "out_file", default=None, type=click.Path(dir_okay=False), help="[BUNDLE/device-report.json]")
+@_friendly
+def verify_command(bundle: str, threads: int, out_file: str | None) -> None:
+    """On the device: check BUNDLE's hashes, rerun its samples through each graph, time each graph.
+
+    Exit 0 when everything matches, 1 with one line per mismatch otherwise. Needs only onnxruntime, numpy and
+    click (install the factory wheel with --no-deps beside them).
+    """
+    from pathlib import Path
+
+    from factory.handoff.verify import verify_bundle
+
+    report, problems = verify_bundle(bundle, threads, out_file)
+    for graph in report["graphs"]:
+        click.echo(
+            f"{graph['file']} ({graph['precision']}): {graph['samples']} samples, top-1 agreement "
+            f"{graph['top1_agreement']:.3f}, max scaled diff {graph['max_scaled_diff']:.2g}, "
+            f"fastest {graph['latency_ms']:.4g} ms, median {graph['median_ms']:.4g} ms"
+        )
+    target = out_file or str(Path(bundle) / "device-report.json")
+    for line in problems:
+        click.echo(f"MISMATCH {line}", err=True)
+    click.echo(f"wrote {target}; send it back for `factory report --run RUN --device-results {Path(target).name}`")
+    if problems:
+        sys.exit(1)
+
+
+@main.command("profile-kit")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with supernet/.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Kit folder to write.")
+@click.option("--count", type=click.IntRange(1), default=200, show_default=True, help="Sample networks in the kit.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@_friendly
+def profile_kit_command(run_dir: str, out_dir: str, count: int, seed: int) -> None:
+    """Write a kit of sample sub-networks of RUN's space (ONNX + manifest) to time on a device."""
+    from factory.profiling.kit import make_kit
+
+    manifest = make_kit(run_dir, out_dir, count=count, seed=seed)
+    click.echo(f"wrote {manifest}; on the device: factory profile {out_dir} --out device.json")
+
+
+@main.command("profile")
+@click.argument("kit", type=click.Path(file_okay=False))
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="Profile JSON to write.")
+@click.option(
+    "--threads", type=click.IntRange(0), default=1, show_default=True, help="onnxruntime threads (0: its default)."
+)
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True, help="Timed runs per network.")
+@click.option("--warmup", type=click.IntRange(0), default=10, show_default=True, help="Untimed runs first.")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True, help="Passes over the kit.")
+@_friendly
+def profile_command(kit: str, out_file: str, threads: int, runs: int, warmup: int, rounds: int) -> None:
+    """On the device: time every network of KIT (onnxruntime, batch 1) and write the profile.
+
+    Needs only onnxruntime, numpy and click (install the factory wheel with --no-deps beside them).
+    """
+    from factory.profiling.device import profile_kit, read_manifest
+
+    total = len(read_manifest(kit)["networks"]) * rounds
+    with click.progressbar(length=total, label="profiling", file=sys.stderr, show_eta=True) as bar:
+        profile_kit(kit, out_file, threads, runs, warmup, rounds, on_network=bar.update)
+    click.echo(f"wrote {out_file}; pass it to the build with --latency-profile {out_file}")
+
+
 @main.command("build")
-@click.option("--budget-params", default=None, help="Parameter budget, e.g. 0.3M, 300k.")
-@click.option("--budget-macs", default=None, help="MACs budget, e.g. 10M.")
+@_budget_options()
+@click.option("--budget-latency", default=None, help="Latency budget in ms at batch 1 (needs --latency-profile).")
+@click.option(
+    "--latency-profile", type=click.Path(dir_okay=False), default=None, help="Device profile from `factory profile`."
+)
+@click.option("--objectives", "--objective", "objectives", default=None, help=OBJECTIVES_HELP)
 @click.option("--dataset", default=None, help="Dataset name (digits, cifar10, cifar100, tinyimagenet, imagefolder).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset.")
 @click.option("--recipe", "recipe_name", default=None, help="Recipe file or shipped name; defaults to the dataset's.")
@@ -295,6 +440,11 @@ def report_command(run_dir: str) -> None:
 def build_command(
     budget_params: str | None,
     budget_macs: str | None,
+    budget_flash: str | None,
+    budget_ram: str | None,
+    budget_latency: str | None,
+    latency_profile: str | None,
+    objectives: str | None,
     dataset: str | None,
     data_dir: str | None,
     recipe_name: str | None,
@@ -313,14 +463,32 @@ def build_command(
 
     if resume and force:
         raise FactoryError("--resume and --force contradict each other; pass one of them")
-    budgets = _budgets(budget_params, budget_macs)
+    from factory.budget import parse_latency
+
+    budgets = _budgets(budget_params, budget_macs, budget_flash, budget_ram)
+    budgets["budget_latency"] = parse_latency(budget_latency, latency_profile)
+    if latency_profile is not None and not Path(latency_profile).is_file():
+        raise FactoryError(f"--latency-profile {latency_profile} not found; run `factory profile KIT --out FILE`")
+    if objectives is not None:
+        from factory.search.settings import parse_objectives
+
+        parse_objectives(objectives, ())  # a bad name is an error before anything is written
     recipe = choose_recipe(recipe_name, dataset, data_dir, device, seed)
     if supernet is not None and not Path(supernet).is_file():
         raise FactoryError(f"--supernet {supernet} not found; pass the supernet.pt of a finished `factory train`")
     out = Path(out_dir) if out_dir else Path("runs") / recipe.data.dataset
     reuse = Path(supernet) if supernet else None
     request = BuildRequest(
-        recipe, out, device=device, supernet=reuse, resume=resume, force=force, log=click.echo, **budgets
+        recipe,
+        out,
+        device=device,
+        supernet=reuse,
+        resume=resume,
+        force=force,
+        log=click.echo,
+        objectives=objectives,
+        latency_profile=Path(latency_profile) if latency_profile else None,
+        **budgets,
     )
     summary = build(request)
     if summary:

@@ -65,3 +65,19 @@ def save_torch_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     import torch
 
     _atomic(path, lambda h: torch.save(obj, h), "wb")
+
+
+def read_json_input(path: Path, flag: str, fmt: str, missing: str, key: str) -> dict[str, Any]:
+    """A JSON file the user hands over (`flag` names it in errors): missing, unreadable, or not of format `fmt`
+    with a `key` entry is a one-line error; `missing` says how to make it."""
+    from factory.errors import FactoryError
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FactoryError(f"{flag} {path} not found; {missing}") from None
+    except (OSError, ValueError):
+        raise FactoryError(f"{flag} {path} is not readable JSON; copy it again") from None
+    if not isinstance(data, dict) or data.get("format") != fmt or not data.get(key):
+        raise FactoryError(f"{flag} {path} is not a {fmt} file; {missing}")
+    return data

@@ -80,8 +80,8 @@ def peak_ram_bytes(model: Any) -> int:
             if name:
                 consumers.setdefault(name, []).append(i)
     for node in graph.node:
-        if node.op_type == "Constant":
-            static.update(node.output)
+        if node.op_type == "Constant" or (node.op_type == "Identity" and node.input[0] in static):
+            static.update(node.output)  # a constant, or an alias of a weight (the exporter shares equal ones)
         elif node.op_type == "DequantizeLinear" and (node.input[0] in static or root(node.input[0]) in static):
             static.update(node.output)  # a weight's dequantization: flash
         elif node.op_type == "DequantizeLinear":

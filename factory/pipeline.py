@@ -15,15 +15,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe
 from factory.transfer import TransferPlan
 
+if TYPE_CHECKING:
+    from factory.search.feasibility import Budget
+
 BUILD_FORMAT = "factory-build/1"
-STAGES = ("data", "train", "transfer", "search", "finetune", "export", "bench", "report")
+STAGES = ("data", "train", "transfer", "search", "finetune", "export", "bench", "report", "bundle")
 
 
 @dataclass
@@ -34,6 +37,12 @@ class BuildRequest:
     out: Path
     budget_params: int | None = None
     budget_macs: int | None = None
+    budget_flash: int | None = None  # bytes
+    budget_ram: int | None = None  # bytes
+    budget_latency: float | None = None  # ms at batch 1, predicted from latency_profile
+    latency_profile: Path | None = None  # the device profile given; the build works from its copy in the run
+    latency_model: Any = None  # the predictor fitted on it, once the space is known
+    objectives: str | None = None  # the search's second objective; None: the recipe's
     device: str = "auto"
     supernet: Path | None = None
     resume: bool = False
@@ -44,11 +53,26 @@ class BuildRequest:
     device_used: str = ""
     plan: TransferPlan | None = None  # how --supernet is used, decided before anything is written
 
+    def budget(self) -> Budget:
+        """Every limit given (flash and ram in bytes)."""
+        from factory.search.feasibility import Budget
+
+        limits = (self.budget_params, self.budget_macs, self.budget_flash, self.budget_ram, self.budget_latency)
+        return Budget(*limits).with_model(self.latency_model)
+
+    def run_profile(self) -> Path:
+        """Where the build keeps its copy of the device profile."""
+        return self.out / "latency" / "profile.json"
+
     def stage_options(self) -> dict[str, Any]:
         """The options the search and post-processing stages take from the request."""
         return {
             "budget_params": self.budget_params,
             "budget_macs": self.budget_macs,
+            "budget_flash": self.budget_flash,
+            "budget_ram": self.budget_ram,
+            "budget_latency": self.budget_latency,
+            "latency_profile": self.run_profile() if self.latency_profile else None,
             "device": self.device,
             "progress": self.progress,
         }
@@ -56,7 +80,9 @@ class BuildRequest:
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed build to continue this one."""
         return {
-            "budget": {"params": self.budget_params, "macs": self.budget_macs},
+            "budget": self.budget().to_dict(),
+            **({"latency_profile": _digest(self.latency_profile)} if self.latency_profile else {}),
+            **({"objectives": self.objectives} if self.objectives else {}),
             "recipe": self.recipe.to_dict(),
             "supernet": str(self.supernet) if self.supernet else None,
         }
@@ -111,11 +137,44 @@ def prepare_run_folder(request: BuildRequest) -> dict[str, Any]:
     return state
 
 
-def _check_budget(request: BuildRequest, num_classes: int) -> None:
-    """An infeasible budget is an error before any training, naming the smallest reachable counts."""
-    from factory.postprocess.picks import Budget, check_feasible
+def _digest(path: Path) -> str:
+    from factory.budget import latency_profile_digest
 
-    check_feasible(request.recipe.space.to_spec(num_classes), Budget(request.budget_params, request.budget_macs))
+    return str(latency_profile_digest(path))
+
+
+def _check_budget(request: BuildRequest, num_classes: int) -> Any:
+    """An infeasible budget (or a latency profile of another space) is an error before any training, naming
+    the smallest reachable figures. Returns the latency model fitted on the profile (None without one)."""
+    from factory.postprocess.picks import check_feasible
+
+    spec = request.recipe.space.to_spec(num_classes)
+    budget, model = request.budget(), None
+    if request.latency_profile is not None:
+        from factory.profiling.predictor import LatencyModel
+
+        model = LatencyModel(spec, request.latency_profile)
+        budget = budget.with_model(model)
+    check_feasible(spec, budget, advice=f"raise {budget.flags()}")
+    return model
+
+
+def _keep_profile(request: BuildRequest, model: Any) -> None:
+    """The run keeps the device profile it was built for, and the predictor's held-out accuracy on it."""
+    if model is None:
+        return
+    copy = request.run_profile()
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    if not copy.is_file():
+        tmp = copy.with_name(f".{copy.name}.tmp")
+        shutil.copyfile(request.latency_profile, tmp)
+        tmp.replace(copy)
+    write_json_atomic(copy.parent / "predictor.json", {**model.report, "model": model.predictor.to_dict()})
+    heldout = model.report["heldout"]
+    request.log(
+        f"latency predictor from {request.latency_profile}: {100 * heldout['within_10pct']:.0f}% of held-out "
+        f"networks within 10%, Spearman rho {heldout['spearman_rho']:.3f}"
+    )
 
 
 def _stage_train(request: BuildRequest) -> dict[str, Any]:
@@ -136,9 +195,7 @@ def _stage_train(request: BuildRequest) -> dict[str, Any]:
         return {"source": source["path"], "mode": plan.mode}
     if final.is_file() and (request.out / "supernet" / "metrics.json").is_file():
         return {"already_trained": True}
-    from factory.search.feasibility import Budget
-
-    budget = Budget(request.budget_params, request.budget_macs)
+    budget = request.budget()
     metrics = train_supernet(
         request.recipe, request.out, device=request.device, resume=True, progress=request.progress, budget=budget
     )
@@ -161,7 +218,7 @@ def _stage_transfer(request: BuildRequest) -> dict[str, Any]:
 def _stage_search(request: BuildRequest) -> dict[str, Any]:
     from factory.search.engine import run_search
 
-    result = run_search(request.out, resume=True, **request.stage_options())
+    result = run_search(request.out, resume=True, objectives=request.objectives, **request.stage_options())
     return {k: result.get(k) for k in ("evaluations", "hypervolume", "seconds")}
 
 
@@ -192,6 +249,14 @@ def _stage_report(request: BuildRequest) -> dict[str, Any]:
     return {"summary": "summary.json", "report": "report.html"}
 
 
+def _stage_bundle(request: BuildRequest) -> dict[str, Any]:
+    """A hand-off bundle per pick (RUN/handoff/<id>/ and .zip) for the device team."""
+    from factory.handoff.bundle import bundle_run
+
+    folders = bundle_run(request.out)
+    return {"bundles": [str(f.relative_to(request.out)) for f in folders]}
+
+
 STAGE_FUNCTIONS: dict[str, Callable[[BuildRequest], dict[str, Any]]] = {
     "train": _stage_train,
     "transfer": _stage_transfer,
@@ -200,6 +265,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[BuildRequest], dict[str, Any]]] = {
     "export": _stage_export,
     "bench": _stage_bench,
     "report": _stage_report,
+    "bundle": _stage_bundle,
 }
 
 
@@ -213,7 +279,7 @@ def build(request: BuildRequest) -> dict[str, Any]:
     device = resolve_device(request.device)
     request.device_used = str(device)
     splits = load_dataset(request.recipe.data)  # a missing or malformed data folder fails before anything is written
-    _check_budget(request, splits.num_classes)
+    request.latency_model = _check_budget(request, splits.num_classes)
     require_source(request.recipe, request.supernet)
     if request.supernet is not None:
         from factory.train.trainer import load_supernets
@@ -221,6 +287,7 @@ def build(request: BuildRequest) -> dict[str, Any]:
         load_supernets(request.supernet)  # a corrupt or foreign file fails before anything is written
         request.plan = plan_transfer(request.supernet, request.recipe, splits.num_classes)
     state = prepare_run_folder(request)
+    _keep_profile(request, request.latency_model)
     done = state["stages"]
     request.log(f"recipe {request.recipe.name}, device {device}, run folder {request.out}")
     todo = [s for s in STAGES if s not in done]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.space.config import SubnetConfig
 
 SUMMARY_FORMAT = "factory-summary/1"
 
@@ -78,13 +79,13 @@ def int8_fields(run: Path, folder: Path, deployed: str) -> dict[str, Any]:
     }
 
 
-def device_fit(run: Path, folder: Path, graph: dict[str, Any]) -> dict[str, Any]:
+def device_fit(run: Path, folder: Path, graph: dict[str, Any], fp32: bool = False) -> dict[str, Any]:
     """What the delivered graph asks of a device, measured from the file itself (`factory.memory`): the
-    deployed graph in INT8 where it passed the INT8 guard, else in FP32."""
+    deployed graph in INT8 where it passed the INT8 guard (unless `fp32`), else in FP32."""
     from factory.memory import peak_ram_bytes, weight_bytes
 
     path, precision = folder / graph["onnx"], "fp32"
-    if (folder / "int8.json").is_file():
+    if (folder / "int8.json").is_file() and not fp32:
         record = _read(folder / "int8.json")
         int8 = next((g for g in record["graphs"] if g["name"] == graph["name"]), None)
         if int8 is not None and int8.get("onnx") and (folder / int8["onnx"]).is_file():
@@ -95,6 +96,49 @@ def device_fit(run: Path, folder: Path, graph: dict[str, Any]) -> dict[str, Any]
         "flash_bytes": weight_bytes(path),
         "ram_bytes": peak_ram_bytes(path),
     }
+
+
+BUDGET_FIGURES = {
+    "params": "params",
+    "macs": "macs",
+    "flash": "flash_bytes",
+    "ram": "ram_bytes",
+    "latency": "latency_measured_ms",  # the delivered graph timed here as the device profile times
+}
+
+
+def latency_fit(run: Path, pick: dict[str, Any], model: Any, limit: float | None) -> dict[str, Any]:
+    """With a device profile: the delivered graph timed on this machine as the profile times its networks
+    (meaningful when the profile is of this machine). Where the INT8 graph misses a latency limit that the
+    FP32 graph meets (a CPU without fast INT8 kernels), the FP32 graph is delivered instead, and says so."""
+    from factory.profiling.device import measure_latency
+
+    if model is None:
+        return {"latency_measured_ms": None}
+    settings = model.profile["settings"]
+    folder = run / "picks" / pick["id"]
+    graph = main_graph(_read(folder / "export.json"), pick["exit"])
+    resolution = int(pick["resolution"])
+    measured = measure_latency(run / pick["delivered_onnx"], resolution, settings)["latency_ms"]
+    out: dict[str, Any] = {"latency_measured_ms": round(measured, 4)}
+    if limit is not None and measured > limit and pick["delivered_precision"] == "int8":
+        fp32 = measure_latency(folder / graph["onnx"], resolution, settings)["latency_ms"]
+        if fp32 <= limit:
+            out.update(device_fit(run, folder, graph, fp32=True), latency_measured_ms=round(fp32, 4))
+            out["delivered_reason"] = (
+                f"INT8 {measured:.4g} ms misses the {limit:g} ms budget, FP32 {fp32:.4g} ms meets it"
+            )
+    return out
+
+
+def budget_check(pick: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]:
+    """Each limit given against the pick's figures measured from its delivered files (fvcore's counts of the
+    deployed network; flash and RAM of the delivered graph, INT8 where it passed the guard)."""
+    checks = {}
+    for name, key in BUDGET_FIGURES.items():
+        if budget.get(name) is not None and pick.get(key) is not None:
+            checks[name] = {"limit": budget[name], "measured": pick[key], "ok": pick[key] <= budget[name]}
+    return {"meets_budget": all(c["ok"] for c in checks.values()), "budget_check": checks}
 
 
 def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
@@ -146,9 +190,21 @@ def run_precision(recipe: Any, device: str) -> str:
     return resolve_precision(recipe.train.precision, torch.device(device))
 
 
+def latency_model(run: Path) -> Any:
+    """The latency predictor of a build given a device profile (RUN/latency/profile.json), else None."""
+    profile = run / "latency" / "profile.json"
+    if not profile.is_file():
+        return None
+    from factory.profiling.predictor import LatencyModel
+    from factory.train.checkpoint import load_checkpoint
+
+    return LatencyModel(load_checkpoint(run / "supernet" / "supernet.pt")["spec"], profile)
+
+
 def build_summary(run_dir: str | Path) -> dict[str, Any]:
     """The summary of a run whose picks are exported and benchmarked."""
     from factory.export_run import run_picks
+    from factory.handoff.merge import device_entries
     from factory.report.front_shape import describe_front
 
     run = Path(run_dir)
@@ -159,10 +215,19 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
     from factory.runinfo import run_recipe
 
     recipe = run_recipe(run)
-    picks = [pick_summary(run, entry) for entry in run_picks(run)]
+    budget = {name: budget.get(name) for name in BUDGET_FIGURES}
+    predict = latency_model(run)
+    picks = []
+    for entry in run_picks(run):
+        pick = pick_summary(run, entry)
+        exits = tuple(pick["exits"]) if len(pick["exits"]) > 1 else None
+        config = SubnetConfig.from_dict(entry["config"])
+        pick["latency_predicted_ms"] = None if predict is None else round(predict(config, exits), 4)
+        pick.update(latency_fit(run, {**pick, "resolution": config.resolution}, predict, budget.get("latency")))
+        picks.append({**pick, **budget_check(pick, budget)})
     return {
         "format": SUMMARY_FORMAT,
-        "budget": {"params": budget.get("params"), "macs": budget.get("macs")},
+        "budget": budget,
         "recipe": info.get("recipe", recipe.name),
         "dataset": recipe.data.dataset,
         "device": info.get("device", ""),
@@ -178,6 +243,7 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
         },
         "report": "report.html",
         "picks": picks,
+        "devices": device_entries(run, picks),  # `factory verify` reports merged by `factory report`
         "front_shape": describe_front(picks, search.get("archive", []), budget.get("params")),
     }
 

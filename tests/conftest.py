@@ -22,6 +22,15 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     patcher.undo()
 
 
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory: pytest.TempPathFactory):
+    """One finished tiny build (every stage, generous flash and RAM limits), shared by the tests that read it."""
+    from tests.test_build import FLASH, RAM, run_build
+
+    out = tmp_path_factory.mktemp("build") / "run"
+    return out, run_build(out, budget_flash=FLASH, budget_ram=RAM)
+
+
 @pytest.fixture
 def fresh_memory_cache():
     """Each data test loads from scratch: the in-memory split cache is emptied before and after it."""

@@ -38,6 +38,9 @@ PICK_TYPES = {
 }
 
 
+FLASH, RAM = 2_000_000, 400_000  # bytes of the FP32 graph: generous, but every stage checks them
+
+
 def run_build(out: Path, **kw) -> dict:
     request = BuildRequest(
         tiny_build_recipe(), out, budget_params=tiny_budget(), device="cpu", progress=False, log=lambda _: None, **kw
@@ -45,16 +48,10 @@ def run_build(out: Path, **kw) -> dict:
     return build(request)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("build") / "run"
-    return out, run_build(out)
-
-
 def test_summary_matches_its_schema(finished):
     out, summary = finished
     assert summary == json.loads((out / "summary.json").read_text())
-    assert summary["budget"] == {"params": tiny_budget(), "macs": None}
+    assert summary["budget"] == {"params": tiny_budget(), "macs": None, "flash": FLASH, "ram": RAM, "latency": None}
     assert isinstance(summary["recipe"], str) and summary["device"] == "cpu"
     assert summary["picks"], "a build must choose at least one pick"
     for pick in summary["picks"]:
@@ -67,6 +64,8 @@ def test_summary_matches_its_schema(finished):
         size = make_session(delivered).get_inputs()[0].shape[-1]
         assert pick["ram_bytes"] > 3 * size * size * 4  # the float input alone, and more
         assert pick["tensorrt"].startswith("skipped") or not torch.cuda.is_available()
+        assert pick["meets_budget"] and set(pick["budget_check"]) == {"params", "flash", "ram"}
+        assert pick["latency_predicted_ms"] is None  # no device profile
         int8 = pick["int8"]
         assert int8["method"] in ("ptq", "qat", None) and isinstance(int8["status"], str)
         assert isinstance(int8["top1"], float) and isinstance(int8["agreement"], float)
@@ -191,6 +190,27 @@ def test_malformed_or_non_positive_budget(budget, recipe_file, tmp_path):
         *cli("build", "--budget-params", budget, "--recipe", recipe_file, "--out", str(tmp_path / "r")),
         "--budget-params",
     )
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "size"), [("--budget-flash", "12XB"), ("--budget-ram", "-3KB"), ("--budget-ram", "0")]
+)
+def test_malformed_memory_budget(flag, size, recipe_file, tmp_path):
+    assert_one_line_error(*cli("build", flag, size, "--recipe", recipe_file, "--out", str(tmp_path / "r")), flag)
+    assert not (tmp_path / "r").exists()
+
+
+def test_infeasible_memory_budget_names_the_smallest_graph(recipe_file, tmp_path):
+    code, out = cli("build", "--budget-ram", "100B", "--recipe", recipe_file, "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, out, "RAM <= 100 B", "of RAM", "--budget-ram")
+    assert_one_line_error(*cli("build", "--objective", "bytes", "--recipe", recipe_file), "objectives")
+    code, out = cli("build", "--budget-latency", "5", "--recipe", recipe_file, "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, out, "--budget-latency needs --latency-profile")
+    code, out = cli("build", "--budget-latency", "fast", "--latency-profile", recipe_file, "--recipe", recipe_file)
+    assert_one_line_error(code, out, "--budget-latency", "milliseconds")
+    code, out = cli("build", "--latency-profile", recipe_file, "--recipe", recipe_file, "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, out, "--latency-profile", "not readable JSON")
     assert not (tmp_path / "r").exists()
 
 

@@ -9,6 +9,7 @@ from factory.postprocess.picks import choose_picks
 from factory.search.feasibility import Budget, check_feasible, smallest_reachable
 from factory.space import SubnetConfig, largest_config, smallest_config
 from factory.space.counting import count_params
+from factory.space.footprint import flash_bytes
 from tests.train_helpers import tiny_recipe, tiny_splits
 
 
@@ -65,20 +66,26 @@ def test_no_feasible_member_is_a_clear_error():
 
 def test_infeasible_budget_names_the_smallest_reachable():
     spec = tiny_recipe("ee-dense").space.to_spec(10)
-    params, macs = smallest_reachable(spec)
-    check_feasible(spec, Budget(params=params, macs=macs))
+    least = smallest_reachable(spec)
+    params = least["params"]
+    check_feasible(spec, Budget(**least))
     with pytest.raises(FactoryError) as info:
         check_feasible(spec, Budget(params=params - 1))
     assert "smallest reachable" in str(info.value) and "\n" not in str(info.value)
+    # Flash and RAM limits below the smallest network's FP32 graph are refused, naming its figures.
+    with pytest.raises(FactoryError, match=r"of flash.*of RAM") as info:
+        check_feasible(spec, Budget(ram=least["ram"] - 1), advice="raise --budget-ram")
+    assert "RAM <=" in str(info.value) and str(info.value).endswith("raise --budget-ram")
     # A search passes the smallest network its encoding can express, and its own advice.
     last_exit = smallest_config(spec).with_exit(5)
-    assert smallest_reachable(spec, [last_exit]) > (params, macs)
+    assert smallest_reachable(spec, [last_exit])["params"] > params
     with pytest.raises(FactoryError, match=r"raise --budget-params$"):
         check_feasible(spec, Budget(params=params), [last_exit], "raise --budget-params")
     check_feasible(spec, Budget.from_dict({}), [last_exit])
     assert Budget.from_dict({"macs": 7}) == Budget(None, 7)
-    with pytest.raises(ValueError, match="latency"):
-        Budget.from_dict({"latency": 3})
+    with pytest.raises(ValueError, match="energy"):
+        Budget.from_dict({"energy": 3})
+    assert Budget.from_dict({"latency": 3.5}) == Budget(latency=3.5)
 
 
 def test_best_exit_subset_respects_budget_and_keeps_own_exit():
@@ -91,6 +98,10 @@ def test_best_exit_subset_respects_budget_and_keeps_own_exit():
     assert 3 in subset and 2 not in subset
     tight = Budget(params=count_params(spec, config))
     assert best_exit_subset(logits, labels, (1, 2, 3), spec, config, tight) == (3,)
+    # The same with a flash limit: the ensemble of exits 1 and 3 carries one more head than exit 3 alone.
+    flash = Budget(flash=flash_bytes(spec, config))
+    assert best_exit_subset(logits, labels, (1, 2, 3), spec, config, flash) == (3,)
+    assert best_exit_subset(logits, labels, (1, 2, 3), spec, config, Budget(flash=10**9)) == subset
 
 
 @pytest.mark.parametrize("kind", ["ee-dense", "se-base"])

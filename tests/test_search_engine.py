@@ -16,6 +16,7 @@ from factory.elastic import build_supernets
 from factory.errors import FactoryError
 from factory.search.engine import run_search
 from factory.search.evaluation import SubnetEvaluator
+from factory.space.config import SubnetConfig
 from factory.space.encoding import get_encoding
 from factory.space.sampling import largest_vector, sample_configs, smallest_vector
 from factory.train.checkpoint import load_checkpoint, save_checkpoint
@@ -141,6 +142,54 @@ def test_budgets_bind_candidates_and_infeasible_budgets_fail(trained, splits, tm
     assert candidates and all(r["params"] <= budget for r in candidates)
     with pytest.raises(FactoryError, match="smallest reachable network"):
         search(run, splits, budget_params=smallest - 1, force=True)
+
+
+def test_flash_and_ram_budgets_bind_candidates(trained, splits, tmp_path) -> None:
+    run = fresh_run(trained, tmp_path)
+    encoding = get_encoding("nat2", json_spec(run))
+    from factory.space.footprint import flash_bytes, ram_bytes
+
+    smallest = encoding.decode(smallest_vector(encoding))
+    flash, ram = 3 * flash_bytes(encoding.spec, smallest), 2 * ram_bytes(encoding.spec, smallest)
+    search(run, splits, budget_flash=f"{flash}B", budget_ram=ram, objectives="flash")
+    records = log(run)
+    candidates = [r for r in records if r["phase"] == "candidate"]
+    assert candidates and all(r["flash_bytes"] <= flash and r["ram_bytes"] <= ram for r in candidates)
+    for r in records:  # the archive records carry the exact figures of each network's FP32 graph
+        config = SubnetConfig.from_dict(r["config"])
+        assert (r["flash_bytes"], r["ram_bytes"]) == (
+            flash_bytes(encoding.spec, config),
+            ram_bytes(encoding.spec, config),
+        )
+    result = json.loads((run / "search" / "result.json").read_text())
+    assert result["budgets"] == {"flash": flash, "ram": ram} and result["objectives"] == ["top1", "flash"]
+    with pytest.raises(FactoryError, match=r"smallest reachable network.*raise --budget-ram$"):
+        search(run, splits, budget_ram=ram_bytes(encoding.spec, smallest) - 1, force=True)
+
+
+def test_a_latency_budget_binds_through_the_profile_predictor(trained, splits, tmp_path) -> None:
+    from factory.profiling.kit import space_fingerprint
+    from factory.profiling.predictor import feature_matrix
+
+    run = fresh_run(trained, tmp_path)
+    spec = json_spec(run)
+    encoding = get_encoding("nat2", spec)
+    configs = sample_configs(encoding, 40, np.random.default_rng(0))
+    X = feature_matrix(spec, configs)
+    latency = 0.01 + 2e-7 * X[:, 3] + 1e-3 * X[:, 1]  # a device whose cost is dispatch plus dense MACs
+    networks = [{"config": c.to_dict(), "latency_ms": float(t)} for c, t in zip(configs, latency, strict=True)]
+    profile = tmp_path / "device.json"
+    profile.write_text(
+        json.dumps({"format": "factory-profile/1", "space_fingerprint": space_fingerprint(spec), "networks": networks})
+    )
+    limit = float(np.median(latency))
+    search(run, splits, budget_latency=f"{limit}ms", latency_profile=profile)
+    candidates = [r for r in log(run) if r["phase"] == "candidate"]
+    assert candidates and all(r["latency_ms"] <= limit for r in candidates)
+    result = json.loads((run / "search" / "result.json").read_text())
+    assert result["budgets"] == {"latency": limit} and result["latency_profile"] == str(profile)
+    with pytest.raises(FactoryError, match="--budget-latency needs --latency-profile"):
+        search(run, splits, budget_latency=1.0, force=True)
 
 
 def test_resume_ends_with_the_same_archive(trained, splits, tmp_path, monkeypatch) -> None:

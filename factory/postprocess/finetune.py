@@ -159,7 +159,7 @@ def best_exit_subset(
 
     def fits(subset: tuple[int, ...]) -> bool:
         kept = tuple(exits[i] for i in subset)
-        return budget.allows(count_params(spec, config, kept), count_macs(spec, config, kept))
+        return budget.fits(spec, config, kept)
 
     best = prune_exits(logits, labels, "unif", keep=(exits.index(config.exit),), allowed=fits)
     return (config.exit,) if best is None else tuple(exits[i] for i in best[0])

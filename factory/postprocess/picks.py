@@ -19,11 +19,20 @@ import numpy as np
 from factory.budget import format_count
 from factory.errors import FactoryError
 from factory.search.archive import non_dominated
-from factory.search.feasibility import Budget, check_feasible, smallest_reachable
+from factory.search.feasibility import BUDGETED, Budget, check_feasible, smallest_reachable
 from factory.search.subset import select_subset
 from factory.space import SubnetConfig
 
 __all__ = ["Budget", "check_feasible", "choose_picks", "pick_id", "smallest_reachable"]
+
+
+RECORD_KEYS = {"flash": "flash_bytes", "ram": "ram_bytes", "latency": "latency_ms"}
+
+
+def record_figure(record: dict[str, Any], name: str) -> float | None:
+    """A figure of an archive record by budget / objective name (flash and ram in bytes, latency in ms)."""
+    value = record.get(RECORD_KEYS.get(name, name))
+    return None if value is None else float(value)
 
 
 def choose_picks(
@@ -34,19 +43,19 @@ def choose_picks(
     Each record needs `config` (dict or SubnetConfig), `top1`, `params` and `macs`. The returned records
     carry a `pick_reason`: "best-accuracy", "best-<objective>" or "front".
     """
-    feasible = [r for r in records if budget.allows(int(r["params"]), int(r["macs"]))]
+    feasible = [r for r in records if budget.allows(*(record_figure(r, name) for name in BUDGETED))]
     if not feasible:
-        smallest = min(records, key=lambda r: r[objective]) if records else None
+        smallest = min(records, key=lambda r: record_figure(r, objective)) if records else None
         hint = (
             ""
             if smallest is None
-            else f" (the smallest in the archive has {format_count(smallest[objective])} {objective})"
+            else f" (the smallest in the archive has {format_count(record_figure(smallest, objective))} {objective})"
         )
         raise FactoryError(
             f"no searched sub-network meets {budget.describe()}{hint}; raise the budget or search with it"
         )
     errors = np.array([1.0 - float(r["top1"]) for r in feasible])
-    costs = np.array([float(r[objective]) for r in feasible])
+    costs = np.array([float(record_figure(r, objective)) for r in feasible])
     points = np.column_stack([errors, costs])
     front = non_dominated(points, distinct=True)
     front = front[np.argsort(costs[front], kind="stable")]

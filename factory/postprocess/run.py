@@ -18,6 +18,7 @@ from factory.nn import StaticNetwork
 from factory.postprocess.finetune import postprocess_pick
 from factory.postprocess.picks import Budget, check_feasible, choose_picks, pick_id
 from factory.runinfo import run_recipe
+from factory.search.feasibility import BUDGETED
 from factory.space import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
 from factory.train.device import resolve_device
@@ -82,19 +83,29 @@ def finetune_run(
     budget_params: int | None = None,
     budget_macs: int | None = None,
     device: str = "auto",
+    budget_flash: int | None = None,
+    budget_ram: int | None = None,
+    budget_latency: float | None = None,
+    latency_profile: str | Path | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Choose the picks (once) and post-process each unfinished one; returns every pick's metrics."""
     run = Path(run_dir)
     result = read_search_result(run)
     search_budget = result.get("budgets") or {}
-    budget = Budget(
-        budget_params if budget_params is not None else search_budget.get("params"),
-        budget_macs if budget_macs is not None else search_budget.get("macs"),
-    )
+    given = {"params": budget_params, "macs": budget_macs, "flash": budget_flash, "ram": budget_ram}
+    given["latency"] = budget_latency
+    budget = Budget.from_dict({k: v if v is not None else search_budget.get(k) for k, v in given.items()})
     weights = Path(result["supernet"]) if result.get("supernet") else run / "supernet" / FINAL
     spec, supernets, checkpoint = load_supernets(weights)
     recipe = run_recipe(run, checkpoint.get("recipe"))
+    profile = latency_profile or result.get("latency_profile")
+    if budget.latency is not None:
+        if not profile:
+            raise FactoryError("a latency budget needs the search's --latency-profile; rerun the search with it")
+        from factory.profiling.predictor import LatencyModel
+
+        budget = budget.with_model(LatencyModel(spec, profile))
     check_feasible(spec, budget)
     picks_dir = run / "picks"
     index_path = picks_dir / "picks.json"
@@ -107,7 +118,7 @@ def finetune_run(
             )
     else:
         objectives = [o for o in result.get("objectives", ["top1", "params"]) if o != "top1"]
-        objective = objectives[0] if objectives and objectives[0] in ("params", "macs") else "params"
+        objective = objectives[0] if objectives and objectives[0] in BUDGETED else "params"
         chosen = choose_picks(result["archive"], budget, recipe.postprocess.picks, objective)
         index = {"budget": budget.to_dict(), "objective": objective, "picks": []}
         for i, record in enumerate(chosen):

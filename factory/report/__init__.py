@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from factory.handoff.merge import plot_device
 from factory.io import write_text_atomic
 from factory.report.plot import plot_pareto
-from factory.report.tables import GRAPH_HEADER, PICK_HEADER, graph_rows, pick_rows
+from factory.report.tables import DEVICE_HEADER, GRAPH_HEADER, PICK_HEADER, device_rows, graph_rows, pick_rows
 
 
 def read_archive(run: Path) -> list[dict[str, Any]]:
@@ -56,7 +57,10 @@ def _facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
     parts = [
         f"params <= {budget['params']:,}" if budget.get("params") else "",
         f"MACs <= {budget['macs']:,}" if budget.get("macs") else "",
+        f"flash <= {budget['flash']:,} B" if budget.get("flash") else "",
+        f"RAM <= {budget['ram']:,} B" if budget.get("ram") else "",
     ]
+    missed = [p["id"] for p in summary["picks"] if p.get("meets_budget") is False]
     return [
         ("budget", ", ".join(p for p in parts if p) or "none"),
         ("recipe", summary["recipe"]),
@@ -65,6 +69,10 @@ def _facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("precision (training and evaluation)", summary.get("precision", "fp32")),
         ("source super-network", _source(summary.get("source"))),
         ("front under the budget", summary.get("front_shape", "-")),
+        (
+            "budget, measured from the delivered files",
+            f"missed by {', '.join(missed)}" if missed else "every pick meets every limit",
+        ),
         (
             "search",
             f"{search.get('algorithm')}, {search.get('evaluations')} evaluations, "
@@ -92,6 +100,16 @@ def write_report(run_dir: str | Path, summary: dict[str, Any]) -> dict[str, Path
         title = f"{pick['id']} ({pick['reason']}, exit {pick['exit']})"
         md += [f"### {title}", "", _markdown_table(GRAPH_HEADER, rows), ""]
         sections_html.append(f"<h3>{html.escape(title)}</h3>{_html_table(GRAPH_HEADER, rows)}")
+    for index, device in enumerate(summary.get("devices", [])):
+        rows = device_rows(device)
+        plot = plot_device(device, run / f"device-{index + 1}.png")
+        title = f"On device: {device['name']}"
+        md += [f"## {title}", "", _markdown_table(DEVICE_HEADER, rows), "", f"![{title}]({plot.name})", ""]
+        picture = base64.b64encode(plot.read_bytes()).decode("ascii")
+        sections_html.append(
+            f"<h2>{html.escape(title)}</h2>{_html_table(DEVICE_HEADER, rows)}"
+            f"<img alt='{html.escape(title)}' src='data:image/png;base64,{picture}'>"
+        )
     md += [notes, ""]
     write_text_atomic(run / "report.md", "\n".join(md))
     image = base64.b64encode(png.read_bytes()).decode("ascii")

@@ -16,6 +16,8 @@ PICK_HEADER = [
     "flash KiB (delivered)",
     "RAM KiB",
     "ORT p50 ms",
+    "latency ms: predicted / measured (profile)",
+    "budget",
     "TensorRT",
     "INT8 top-1",
     "INT8 drop (points)",
@@ -77,6 +79,15 @@ def _kib_cell(size: int | None, precision: str | None = None) -> str:
     return f"{size / 1024:.1f}" + (f" ({precision.upper()})" if precision else "")
 
 
+def _budget_cell(pick: dict[str, Any]) -> str:
+    """ "met", or the limits the delivered files miss, with the measured figure."""
+    checks = pick.get("budget_check") or {}
+    if not checks:
+        return "-"
+    missed = [f"{name} {c['measured']:,} > {c['limit']:,}" for name, c in checks.items() if not c["ok"]]
+    return "; ".join(missed) if missed else "met"
+
+
 def pick_rows(summary: dict[str, Any]) -> list[list[str]]:
     """One row per pick: the overview table."""
     return [
@@ -91,6 +102,8 @@ def pick_rows(summary: dict[str, Any]) -> list[list[str]]:
             _kib_cell(p.get("flash_bytes"), p.get("delivered_precision")),
             _kib_cell(p.get("ram_bytes")),
             ms(p["ort_cpu_p50_ms"]),
+            f"{ms(p.get('latency_predicted_ms'))} / {ms(p.get('latency_measured_ms'))}",
+            _budget_cell(p),
             p["tensorrt"],
             *int8_cells(p.get("int8") or {}),
         ]
@@ -148,3 +161,36 @@ def graph_rows(run: Path, pick: dict[str, Any]) -> list[list[str]]:
                 ]
             )
     return rows
+
+
+DEVICE_HEADER = [
+    "pick",
+    "graph",
+    "precision",
+    "device ms (fastest)",
+    "device ms (median)",
+    "predicted ms",
+    "build machine p50 ms",
+    "verify",
+    "threads",
+    "measured at",
+]
+
+
+def device_rows(device: dict[str, Any]) -> list[list[str]]:
+    """One row per graph a device verified and timed."""
+    return [
+        [
+            str(r["pick"]),
+            r["file"],
+            r["precision"],
+            ms(r["latency_ms"]),
+            ms(r.get("median_ms")),
+            ms(r.get("predicted_ms")),
+            ms(r.get("build_machine_p50_ms")),
+            "passed" if r["verified"] else "FAILED",
+            str(r.get("threads")),
+            str(r.get("measured_at")),
+        ]
+        for r in device["results"]
+    ]

@@ -39,6 +39,8 @@ class Member:
     latency_ms: float | None = None
     iteration: int = 0
     version: str = ""
+    flash: int | None = None  # bytes of the exported FP32 graph's weights (factory.space.footprint)
+    ram: int | None = None  # its peak activation bytes at batch 1
 
     @property
     def key(self) -> str:
@@ -52,11 +54,10 @@ class Member:
         """The value minimised for objective `name` (top1 -> error)."""
         if name == ACCURACY:
             return self.error
-        if name == "latency":
-            if self.latency_ms is None:
-                raise ValueError(f"{self.key} has no latency measurement")
-            return float(self.latency_ms)
-        return float(getattr(self, name))
+        value = self.latency_ms if name == "latency" else getattr(self, name)
+        if value is None:
+            raise ValueError(f"{self.key} has no {name} figure")
+        return float(value)
 
     def with_top1(self, top1: float, iteration: int, version: str) -> Member:
         return replace(self, top1=float(top1), iteration=iteration, version=version)
@@ -72,6 +73,8 @@ class Member:
             "params": int(self.params),
             "macs": int(self.macs),
             "latency_ms": None if self.latency_ms is None else float(self.latency_ms),
+            "flash_bytes": None if self.flash is None else int(self.flash),
+            "ram_bytes": None if self.ram is None else int(self.ram),
             "iteration": int(self.iteration),
             "version": self.version,
         }
@@ -88,6 +91,8 @@ class Member:
             latency_ms=None if latency is None else float(latency),
             iteration=int(data.get("iteration", 0)),
             version=str(data.get("version", "")),
+            flash=None if data.get("flash_bytes") is None else int(data["flash_bytes"]),
+            ram=None if data.get("ram_bytes") is None else int(data["ram_bytes"]),
         )
 
 
@@ -102,7 +107,7 @@ def violation(members: Sequence[Member], budgets: dict[str, int]) -> np.ndarray:
     """Summed relative excess over the budgets per member (0 = feasible)."""
     cv = np.zeros(len(members), dtype=np.float64)
     for name, budget in budgets.items():
-        values = np.array([getattr(m, name) for m in members], dtype=np.float64)
+        values = np.array([m.objective(name) for m in members], dtype=np.float64)
         cv += np.maximum(0.0, values / budget - 1.0)
     return cv
 

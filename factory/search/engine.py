@@ -25,7 +25,7 @@ import dataclasses
 import inspect
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from factory.budget import parse_budget
+from factory.budget import latency_profile_digest, parse_budget, parse_latency, parse_size
 from factory.data import DatasetSplits, load_dataset
 from factory.elastic import OFASupernet
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
+from factory.profiling.predictor import LatencyModel
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
 from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding
 from factory.search.callbacks import IterationCallback, ProgressBar
@@ -113,8 +114,10 @@ class SearchEngine:
         backend: str = "auto",
         progress: bool = True,
         callbacks: Sequence[IterationCallback] = (),
+        latency_model: Callable[..., float] | None = None,
     ) -> None:
         self.recipe = recipe
+        self.latency_model = latency_model  # predicted ms from a device profile; None: measured here
         self.spec = spec
         self.supernets = supernets
         self.splits = splits
@@ -284,11 +287,14 @@ class SearchEngine:
     # ------------------------------------------------------------------ checks
     def _check_budgets(self) -> None:
         smallest = self.encoding.decode(smallest_vector(self.encoding))
-        check_feasible(
-            self.spec, Budget.from_dict(self.settings.budgets), [smallest], "raise --budget-params / --budget-macs"
-        )
+        budget = Budget.from_dict(self.settings.budgets).with_model(self.latency_model)
+        check_feasible(self.spec, budget, [smallest], f"raise {budget.flags()}")
 
     # ------------------------------------------------------------------ evaluation
+    def _latency(self, config: SubnetConfig) -> float:
+        """Predicted from the device profile when there is one, else measured on this CPU."""
+        return self.latency_model(config) if self.latency_model is not None else self.evaluator.latency_ms(config)
+
     def _top1(self, config: SubnetConfig, base: dict[str, Any]) -> tuple[float, bool]:
         """top-1 of `config`; logs a line for every real (or recovered) evaluation. Returns (top1, evaluated)."""
         recovered = self.evaluator.recover(config)
@@ -319,9 +325,20 @@ class SearchEngine:
         bar = tqdm(total=len(configs), desc=f"evaluate ({phase})", unit="net", leave=False, disable=not self.progress)
         for i, (config, x) in enumerate(zip(configs, xs, strict=True)):
             params, macs = self.complexity(config)
-            latency = self.evaluator.latency_ms(config) if "latency" in self.settings.objectives else None
+            flash, ram = self.complexity.footprint(config)
+            timed = "latency" in (*self.settings.objectives, *self.settings.budgets)
+            latency = self._latency(config) if timed else None
             member = Member(
-                config, tuple(int(v) for v in x), 0.0, params, macs, latency, iteration, self.evaluator.version
+                config,
+                tuple(int(v) for v in x),
+                0.0,
+                params,
+                macs,
+                latency,
+                iteration,
+                self.evaluator.version,
+                flash,
+                ram,
             )
             base = {**member.to_record(), "phase": phase}
             if predicted is not None:
@@ -380,8 +397,11 @@ class SearchEngine:
         if names & {"params", "macs"}:
             counts = np.array([self.complexity(c) for c in configs], dtype=np.float64).reshape(-1, 2)
             out["params"], out["macs"] = counts[:, 0], counts[:, 1]
+        if names & {"flash", "ram"}:
+            sizes = np.array([self.complexity.footprint(c) for c in configs], dtype=np.float64).reshape(-1, 2)
+            out["flash"], out["ram"] = sizes[:, 0], sizes[:, 1]
         if "latency" in names:
-            out["latency"] = np.array([self.evaluator.latency_ms(c) for c in configs], dtype=np.float64)
+            out["latency"] = np.array([self._latency(c) for c in configs], dtype=np.float64)
         return out
 
     def _select(self, problem: SubnetProblem, final: list[Prediction], k: int) -> list[Prediction]:
@@ -529,6 +549,7 @@ class SearchEngine:
             "algorithm": self.settings.mode.name,
             "objectives": list(self.settings.objectives),
             "budgets": self.settings.budgets,
+            "latency_profile": str(getattr(self.latency_model, "path", "")) or None,
             "iterations": self.iteration,
             "evaluations": self.evaluator.evaluations,
             "cache_hits": self.evaluator.cache_hits,
@@ -549,7 +570,8 @@ def _finite(value: float) -> float | None:
 
 
 def _field(objective: str) -> str:
-    return {"top1": "error", "latency": "latency_ms"}.get(objective, objective)
+    fields = {"top1": "error", "latency": "latency_ms", "flash": "flash_bytes", "ram": "ram_bytes"}
+    return fields.get(objective, objective)
 
 
 def _resolve_recipe(recipe: Recipe | str | Path | None, run: Path, checkpoint: dict[str, Any]) -> Recipe:
@@ -575,6 +597,10 @@ def run_search(
     resume: bool = True,
     progress: bool = True,
     *,
+    budget_flash: int | str | None = None,
+    budget_ram: int | str | None = None,
+    budget_latency: float | str | None = None,
+    latency_profile: str | Path | None = None,
     force: bool = False,
     backend: str = "auto",
     splits: DatasetSplits | None = None,
@@ -588,6 +614,11 @@ def run_search(
             alone searches accuracy only. Default: the recipe's. Latency is measured with onnxruntime on
             this CPU for every new network the surrogate search meets: slow, for small searches.
         budget_params, budget_macs: upper bounds ("300k", "0.3M" or a count), constraints of the search.
+        budget_flash, budget_ram: upper bounds in bytes ("256KB", "1.5MB" or a count) on the exported FP32
+            graph's weights and peak activation memory (`factory.space.footprint`), constraints too.
+        budget_latency: milliseconds at batch 1 on the device `latency_profile` (a `factory profile` file)
+            was measured on, predicted by the model fitted on it; the profile also makes the latency
+            objective predicted instead of measured on this CPU.
         algorithm: "nat2" (default: the recipe's) or "nat" (the baseline).
         device: "auto" | "cpu" | "cuda".
         resume: continue a search found in RUN/search (otherwise an existing search is an error).
@@ -615,6 +646,10 @@ def run_search(
         parse_budget(budget_params, "--budget-params"),
         parse_budget(budget_macs, "--budget-macs"),
         algorithm,
+        parse_size(budget_flash, "--budget-flash"),
+        parse_size(budget_ram, "--budget-ram"),
+        parse_latency(budget_latency, latency_profile),
+        latency_profile_digest(latency_profile),
     )
     splits = splits if splits is not None else load_dataset(resolved.data)
     if splits.num_classes != spec.num_classes:
@@ -631,7 +666,17 @@ def run_search(
     if force and folder.exists():
         shutil.rmtree(folder)
     torch_device = resolve_device(device)
+    model = LatencyModel(spec, latency_profile) if latency_profile is not None else None
     engine = SearchEngine(
-        resolved, spec, supernets, splits, settings, folder, torch_device, backend=backend, progress=progress
+        resolved,
+        spec,
+        supernets,
+        splits,
+        settings,
+        folder,
+        torch_device,
+        backend=backend,
+        progress=progress,
+        latency_model=model,
     )
     return engine.run(resume=resume)

@@ -25,6 +25,7 @@ from factory.errors import FactoryError
 from factory.recipe import Recipe
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
+from factory.space.footprint import flash_bytes, ram_bytes
 from factory.train.batchnorm import calibration_subset
 from factory.train.device import resolve_precision
 from factory.train.evaluate import Evaluator, onnx_session
@@ -45,11 +46,20 @@ def weights_version(supernets: dict[float, OFASupernet], salt: Any = None) -> st
 
 
 class Complexity:
-    """Analytic params and MACs of configs (exact, `factory.space.counting`), memoised by config key."""
+    """Analytic params and MACs of configs (exact, `factory.space.counting`), and their FP32 graph's flash and
+    RAM bytes (exact, `factory.space.footprint`), memoised by config key."""
 
     def __init__(self, spec: SpaceSpec) -> None:
         self.spec = spec
         self._counts: dict[str, tuple[int, int]] = {}
+        self._footprints: dict[str, tuple[int, int]] = {}
+
+    def footprint(self, config: SubnetConfig) -> tuple[int, int]:
+        """(flash bytes, RAM bytes) of the deployable network's exported FP32 graph."""
+        key = config.key()
+        if key not in self._footprints:
+            self._footprints[key] = (flash_bytes(self.spec, config), ram_bytes(self.spec, config))
+        return self._footprints[key]
 
     def __call__(self, config: SubnetConfig) -> tuple[int, int]:
         key = config.key()

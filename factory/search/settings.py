@@ -17,7 +17,7 @@ from factory.recipe import SearchConfig
 from factory.space.sampling import Sampler
 
 ACCURACY = "top1"  # always the first objective, minimised as the error 1 - top1
-COMPLEXITY = ("params", "macs", "latency")
+COMPLEXITY = ("params", "macs", "flash", "ram", "latency")
 # The smallest archive: a K-fold ensemble predictor (K >= 2) must fit every fold on at least 4 rows.
 MIN_ARCHIVE = 8
 
@@ -87,6 +87,10 @@ class SearchSettings:
     budget_params: int | None
     budget_macs: int | None
     config: SearchConfig
+    budget_flash: int | None = None  # bytes
+    budget_ram: int | None = None  # bytes
+    budget_latency: float | None = None  # ms, predicted from the latency profile
+    latency_profile: str | None = None  # digest of the device profile the latency comes from
 
     @property
     def candidates(self) -> int:
@@ -106,7 +110,9 @@ class SearchSettings:
     @property
     def budgets(self) -> dict[str, int]:
         """The complexity budgets that are set, as inequality constraints value <= budget."""
-        out = {"params": self.budget_params, "macs": self.budget_macs}
+        out = {"params": self.budget_params, "macs": self.budget_macs, "flash": self.budget_flash}
+        out["ram"] = self.budget_ram
+        out["latency"] = self.budget_latency
         return {k: v for k, v in out.items() if v is not None}
 
     def fingerprint(self) -> dict[str, Any]:
@@ -118,6 +124,16 @@ class SearchSettings:
             "objectives": list(self.objectives),
             "budget_params": self.budget_params,
             "budget_macs": self.budget_macs,
+            **{
+                key: value
+                for key, value in (
+                    ("budget_flash", self.budget_flash),
+                    ("budget_ram", self.budget_ram),
+                    ("budget_latency", self.budget_latency),
+                    ("latency_profile", self.latency_profile),
+                )
+                if value is not None
+            },
             "search": search,
         }
 
@@ -128,6 +144,10 @@ def resolve_settings(
     budget_params: int | None = None,
     budget_macs: int | None = None,
     algorithm: str | None = None,
+    budget_flash: int | None = None,
+    budget_ram: int | None = None,
+    budget_latency: float | None = None,
+    latency_profile: str | None = None,
 ) -> SearchSettings:
     """Validate the recipe's search section and the overrides into one `SearchSettings`."""
     mode = get_algorithm(algorithm or config.algorithm)
@@ -154,7 +174,15 @@ def resolve_settings(
             f"recipe {shown} is out of range (archive sizes >= {MIN_ARCHIVE}, counts >= 1, probabilities in 0..1); "
             "fix the recipe's search section"
         )
-    for name, value in (("--budget-params", budget_params), ("--budget-macs", budget_macs)):
+    given = {
+        "--budget-params": budget_params,
+        "--budget-macs": budget_macs,
+        "--budget-flash": budget_flash,
+        "--budget-ram": budget_ram,
+    }
+    for name, value in given.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise FactoryError(f"{name} must be a positive count like 300k, got {value!r}")
-    return SearchSettings(mode, objs, budget_params, budget_macs, config)
+    return SearchSettings(
+        mode, objs, budget_params, budget_macs, config, budget_flash, budget_ram, budget_latency, latency_profile
+    )

@@ -13,7 +13,6 @@ import numpy as np
 
 from factory.search.feasibility import Budget
 from factory.space.config import SpaceSpec, SubnetConfig, smallest_config
-from factory.space.counting import count_macs, count_params
 from factory.space.encoding import Encoding
 from factory.space.sampling import sample_configs
 
@@ -31,7 +30,7 @@ class BudgetSampler:
     def fits(self, config: SubnetConfig) -> bool:
         """Within the budget at the widest width."""
         wide = SubnetConfig(config.resolution, self.widest, config.exit, config.blocks)
-        return self.budget.allows(count_params(self.spec, wide), count_macs(self.spec, wide))
+        return self.budget.fits(self.spec, wide)
 
     def feasible(self, rng: np.random.Generator) -> SubnetConfig:
         """One network within the budget (the smallest one at exit 1 if none turns up)."""

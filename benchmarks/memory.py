@@ -1,0 +1,111 @@
+"""Benchmark of the analytic flash and RAM figures against the exported ONNX graphs: exactness and speed.
+
+    python -m benchmarks.memory --json [--configs 1000] [--seed 0] [--kinds ee-base ...]
+
+For each of the eight kinds with the real channel plan (SpaceSpec defaults, 32x32 input): `--configs` random
+sub-networks (split evenly over the kinds; the sampler of `benchmarks.counting`, width and exit cycled). Each
+deployable network (in early-exit kinds every third one as the AEP ensemble of its exit and those before)
+gets random weights and BatchNorm statistics (as a trained one has: no two weights equal, so the exporter
+shares none), is exported as `factory export` does, and its initializer bytes and peak
+activation bytes (`factory.memory`) are compared with `factory.space.footprint`'s flash_bytes / ram_bytes.
+- mismatches: configs where either figure differs (must be 0; the first few are printed to stderr).
+- export_s: mean seconds per config of building, exporting and measuring the graph.
+- analytic_s: mean seconds per config of flash_bytes + ram_bytes.
+The last stdout line is {"kinds": {"<kind>": {"configs", "mismatches", "export_s", "analytic_s"}}} with --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from benchmarks import run_cli
+from benchmarks.counting import configs_for, kinds_parser
+from factory.exporters.onnx import EnsembleNetwork, export_onnx
+from factory.memory import peak_ram_bytes, weight_bytes
+from factory.nn import StaticNetwork
+from factory.space import KINDS, SpaceSpec, SubnetConfig
+from factory.space.footprint import flash_bytes, ram_bytes
+
+MAX_REPORTED_MISMATCHES = 5
+
+
+@torch.no_grad()
+def randomize(network: torch.nn.Module, generator: torch.Generator) -> torch.nn.Module:
+    """Distinct random weights and BatchNorm statistics, so the exporter shares no initializer."""
+    for tensor in [*network.parameters(), *network.buffers()]:
+        if tensor.is_floating_point():
+            tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+    return network.eval()
+
+
+def ensemble_exits(spec: SpaceSpec, config: SubnetConfig, index: int) -> tuple[int, ...] | None:
+    """Every third config of an early-exit kind is exported as an AEP ensemble of its exit and the ones before."""
+    if index % 3 != 2 or config.exit == 1 or not spec.early_exit:
+        return None
+    return tuple(e for e in spec.exits() if e <= config.exit)
+
+
+def run_kind(kind: str, n: int, seed: int, folder: Path) -> dict:
+    spec = SpaceSpec(kind=kind)
+    generator = torch.Generator().manual_seed(seed)
+    mismatches, export_s = 0, 0.0
+    configs = configs_for(spec, n, seed)
+    for index, config in enumerate(tqdm(configs, desc=kind, unit="cfg", file=sys.stderr, mininterval=1.0)):
+        start = time.perf_counter()
+        exits = ensemble_exits(spec, config, index)
+        network = randomize(StaticNetwork(spec, config, exits), generator)
+        module = network if len(network.exits) == 1 else EnsembleNetwork(network, [1.0 / len(exits)] * len(exits))
+        path = export_onnx(module, folder / "net.onnx", config.resolution)
+        measured = (weight_bytes(path), peak_ram_bytes(path))
+        export_s += time.perf_counter() - start
+        expected = (flash_bytes(spec, config, exits), ram_bytes(spec, config, exits))
+        if measured != expected:
+            mismatches += 1
+            if mismatches <= MAX_REPORTED_MISMATCHES:
+                tqdm.write(
+                    f"MISMATCH {kind}: analytic (flash, ram) {expected}, ONNX {measured}: {config.to_json()}",
+                    file=sys.stderr,
+                )
+    start = time.perf_counter()
+    for config in configs:
+        flash_bytes(spec, config)
+        ram_bytes(spec, config)
+    analytic_s = time.perf_counter() - start
+    count = max(len(configs), 1)
+    return {
+        "configs": len(configs),
+        "mismatches": mismatches,
+        "export_s": export_s / count,
+        "analytic_s": analytic_s / count,
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(1)
+    kinds = args.kinds or list(KINDS)
+    per_kind = -(-args.configs // len(kinds))
+    result: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, kind in enumerate(kinds):
+            r = result[kind] = run_kind(kind, per_kind, args.seed * 1000 + index, Path(tmp))
+            tqdm.write(
+                f"{kind}: {r['configs']} configs, {r['mismatches']} mismatches, export {r['export_s'] * 1e3:.0f} ms, "
+                f"analytic {r['analytic_s'] * 1e6:.0f} us per config",
+                file=sys.stderr,
+            )
+    return {"kinds": result}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(kinds_parser(__doc__, "random configs in all, split over the kinds"), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

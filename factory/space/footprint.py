@@ -1,0 +1,243 @@
+"""Flash and RAM of a sub-network's deployed FP32 graph, computed from its config without building anything.
+
+The search needs these figures thousands of times, so like `counting` it walks the structure instead of
+exporting. It replays the exported ONNX graph's nodes in the order the exporter writes them (the order of
+each module's forward), with each tensor's element count at batch 1, and applies `factory.memory`'s model:
+- flash: the graph's initializers. The exporter folds every BatchNorm that follows a conv into that conv's
+  weight and a bias, so a conv+BN costs its weights plus one bias per channel; a BatchNorm with no conv
+  of its own (a parallel level's transformation branch on unchanged channels) stays a BatchNormalization
+  node with its four per-channel vectors, unless its input is a conv output nothing else reads, into
+  which the exporter folds it too.
+- RAM: the peak total of tensors alive at once (from the node that makes one to its last consumer; the
+  input from the start, the output to the end), without in-place reuse.
+`benchmarks.memory` checks both against the exported graphs of random sub-networks of every kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from factory.space.config import BRANCH_CONV1X1, BRANCH_MBCONV, BRANCH_TRANSFORM, SpaceSpec, SubnetConfig
+from factory.space.counting import block_io, block_mask, conv_out, mbconv_mid_channels, resolve_exits, se_channels
+
+FLOAT_BYTES = 4
+
+
+@dataclass
+class _Node:
+    """One graph node: its op family, the tensors it reads and makes, its initializer elements and MACs."""
+
+    op: str  # conv (dense or grouped), bn, add, other
+    inputs: tuple[int, ...]
+    out: int
+    weights: int = 0
+    macs: int = 0
+    depthwise: bool = False
+
+
+@dataclass
+class _Graph:
+    """Nodes in execution order and the element count of every tensor (at batch 1)."""
+
+    sizes: list[int] = field(default_factory=list)
+    nodes: list[_Node] = field(default_factory=list)
+
+    def tensor(self, elements: int) -> int:
+        self.sizes.append(elements)
+        return len(self.sizes) - 1
+
+    def node(self, inputs: tuple[int, ...], elements: int, weights: int = 0, op: str = "other", **extra: Any) -> int:
+        """A node reading `inputs` and making one tensor of `elements`; its initializers hold `weights`."""
+        out = self.tensor(elements)
+        self.nodes.append(_Node(op, inputs, out, weights, **extra))
+        return out
+
+    def fold_batchnorms(self) -> None:
+        """The exporter's eval peephole: a BatchNorm whose input is a conv output read by nothing else merges
+        into that conv (which already has a bias), so the node, its weights and the conv's output disappear."""
+        consumers: dict[int, int] = {}
+        for node in self.nodes:
+            for tensor in node.inputs:
+                consumers[tensor] = consumers.get(tensor, 0) + 1
+        producer = {node.out: node for node in self.nodes}
+        kept = []
+        for node in self.nodes:
+            source = producer.get(node.inputs[0]) if node.op == "bn" else None
+            if source is not None and source.op == "conv" and consumers[node.inputs[0]] == 1:
+                source.out = node.out
+            else:
+                kept.append(node)
+        self.nodes = kept
+
+    @property
+    def weights(self) -> int:
+        return sum(node.weights for node in self.nodes)
+
+
+@dataclass(frozen=True)
+class _Map:
+    """A feature map: its tensor id, channels and side."""
+
+    tensor: int
+    channels: int
+    size: int
+
+
+def _conv(g: _Graph, x: _Map, cout: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = True) -> _Map:
+    """A conv whose BatchNorm was folded into it (bias=True), or a plain bias-free conv."""
+    size = conv_out(x.size, kernel, stride)
+    weights = x.channels // groups * cout * kernel * kernel + (cout if bias else 0)
+    macs = x.channels // groups * cout * kernel * kernel * size * size
+    out = g.node((x.tensor,), cout * size * size, weights, op="conv", macs=macs, depthwise=groups > 1)
+    return _Map(out, cout, size)
+
+
+def _unary(g: _Graph, x: _Map, weights: int = 0) -> _Map:
+    return _Map(g.node((x.tensor,), x.channels * x.size * x.size, weights), x.channels, x.size)
+
+
+def _batchnorm(g: _Graph, x: _Map) -> _Map:
+    """A BatchNormalization node (scale, bias, mean, variance per channel), unless `fold_batchnorms` merges it."""
+    return _Map(g.node((x.tensor,), x.channels * x.size * x.size, 4 * x.channels, op="bn"), x.channels, x.size)
+
+
+def _add(g: _Graph, a: _Map, b: _Map) -> _Map:
+    return _Map(g.node((a.tensor, b.tensor), a.channels * a.size * a.size, op="add"), a.channels, a.size)
+
+
+def _mbconv(g: _Graph, x: _Map, cout: int, kernel: int, expand: float, stride: int, se: bool, residual: bool) -> _Map:
+    mid = mbconv_mid_channels(x.channels, expand)
+    h = x if expand == 1 else _unary(g, _conv(g, x, mid, 1))  # expand conv + act
+    h = _unary(g, _conv(g, h, mid, kernel, stride, groups=mid))  # depthwise + act
+    if se:
+        pooled = _Map(g.node((h.tensor,), mid), mid, 1)  # GlobalAveragePool
+        red = se_channels(mid)
+        s = _unary(g, _conv(g, pooled, red, 1))  # reduce + ReLU
+        s = _unary(g, _conv(g, s, mid, 1))  # expand + HardSigmoid
+        h = _Map(g.node((h.tensor, s.tensor), mid * h.size * h.size), mid, h.size)  # Mul
+    h = _conv(g, h, cout, 1)
+    return _add(g, h, x) if residual else h
+
+
+def _level(g: _Graph, spec: SpaceSpec, stage: int, index: int, width: float, block, x: _Map) -> _Map:
+    cin, cout, stride = block_io(spec, stage, index, width)
+    se, residual = spec.squeeze_excite[stage], index > 0
+    if not spec.parallel:
+        return _mbconv(g, x, cout, block.kernel, block.expand, stride, se, residual)
+    mask, out = block_mask(spec, block), None
+    if mask & BRANCH_MBCONV:
+        out = _mbconv(g, x, cout, block.kernel, block.expand, stride, se, residual)
+    if mask & BRANCH_CONV1X1:
+        branch = _unary(g, _conv(g, x, cout, 1, stride))
+        out = branch if out is None else _add(g, out, branch)
+    if mask & BRANCH_TRANSFORM:
+        h = x
+        if stride > 1:
+            size = conv_out(x.size, 3, stride, 1)  # MaxPool 3x3, pad 1
+            h = _Map(g.node((x.tensor,), x.channels * size * size), x.channels, size)
+        h = _unary(g, _conv(g, h, cout, 1)) if cin != cout else _unary(g, _batchnorm(g, h))
+        out = h if out is None else _add(g, out, h)
+    return out
+
+
+def _stage(g: _Graph, spec: SpaceSpec, config: SubnetConfig, stage: int, x: _Map) -> _Map:
+    """`factory.nn.stage.stage_forward`, node for node."""
+    blocks = config.stage(stage)
+    if not spec.dense:
+        for index, block in enumerate(blocks):
+            x = _level(g, spec, stage, index, config.width, block, x)
+        return x
+    ys: list[_Map] = []
+    h = x
+    for d, block in enumerate(blocks, start=1):
+        for y in ys[: max(d - 3, 0)]:
+            h = _add(g, h, y)
+        h = _level(g, spec, stage, d - 1, config.width, block, h)
+        ys.append(h)
+    out = ys[-1]
+    for y in ys[: max(len(ys) - 2, 0)]:
+        out = _add(g, out, y)
+    return out
+
+
+def _head(g: _Graph, spec: SpaceSpec, stage: int, width: float, x: _Map) -> _Map:
+    mid, features = spec.head_channels(stage, width)
+    h = _unary(g, _conv(g, x, mid, 1))  # expand + BN folded + HardSwish
+    h = _Map(g.node((h.tensor,), mid), mid, 1)  # GlobalAveragePool
+    h = _unary(g, _conv(g, h, features, 1, bias=False))  # features + HardSwish
+    h = _unary(g, h)  # Flatten
+    weights = features * spec.num_classes + spec.num_classes
+    return _Map(g.node((h.tensor,), spec.num_classes, weights, op="conv", macs=weights - spec.num_classes), 1, 1)
+
+
+def _graph(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> _Graph:
+    """The network of `config` with `exits` as exported: one exit's network, or the AEP ensemble of several
+    (sum_i beta_i * logits_i; the betas are Constant nodes, not initializers)."""
+    exits = resolve_exits(spec, config, exits)
+    g = _Graph()
+    x = _Map(g.tensor(3 * config.resolution**2), 3, config.resolution)
+    x = _unary(g, _conv(g, x, spec.stem_out(config.width), 3, 2))  # stem + HardSwish
+    first = spec.first_block_out(config.width)
+    x = _mbconv(g, x, first, 3, 1, 1, False, residual=x.channels == first)
+    logits = []
+    for stage in range(max(exits)):
+        x = _stage(g, spec, config, stage, x)
+        if stage + 1 in exits:
+            logits.append(_head(g, spec, stage, config.width, x))
+    if len(logits) > 1:
+        total = _unary(g, logits[0])  # beta_1 * logits_1
+        for head in logits[1:]:
+            total = _add(g, total, _unary(g, head))
+    g.fold_batchnorms()
+    return g
+
+
+def _peak(g: _Graph) -> int:
+    """The largest total element count alive while a node runs (see the module docstring)."""
+    last = len(g.nodes) - 1
+    start = {0: 0}
+    end = {0: 0}
+    for index, node in enumerate(g.nodes):
+        for tensor in (*node.inputs, node.out):
+            start.setdefault(tensor, index)
+            end[tensor] = index
+    end[g.nodes[-1].out] = last  # the graph's output lives to the end
+    delta = np.zeros(len(g.nodes) + 1, dtype=np.int64)
+    for tensor, first in start.items():
+        delta[first] += g.sizes[tensor]
+        delta[end[tensor] + 1] -= g.sizes[tensor]
+    return int(np.cumsum(delta)[:-1].max())
+
+
+def flash_bytes(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> int:
+    """Initializer bytes of the exported FP32 graph of `config` with `exits` (default: its own exit alone, the
+    deployable network; several: their AEP ensemble), BatchNorm folded as the exporter does."""
+    return _graph(spec, config, exits).weights * FLOAT_BYTES
+
+
+def ram_bytes(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> int:
+    """Peak activation bytes of one image through that exported FP32 graph (factory.memory's model)."""
+    return _peak(_graph(spec, config, exits)) * FLOAT_BYTES
+
+
+def graph_features(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> dict[str, float]:
+    """What a CPU's batch-1 latency follows, from the deployable graph without building it: the node count
+    (each op pays a dispatch), dense and depthwise conv MACs (different arithmetic intensity), the activation
+    elements every node reads and writes (memory traffic), the weights, and the peak activation memory."""
+    g = _graph(spec, config, exits)
+    traffic = sum(g.sizes[node.out] + sum(g.sizes[t] for t in node.inputs) for node in g.nodes)
+    return {
+        "nodes": float(len(g.nodes)),
+        "convs": float(sum(node.op == "conv" for node in g.nodes)),
+        "dense_macs": float(sum(node.macs for node in g.nodes if not node.depthwise)),
+        "depthwise_macs": float(sum(node.macs for node in g.nodes if node.depthwise)),
+        "traffic": float(traffic),
+        "weights": float(g.weights),
+        "peak": float(_peak(g)),
+    }
+
+
+__all__ = ["flash_bytes", "graph_features", "ram_bytes"]
