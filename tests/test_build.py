@@ -151,13 +151,13 @@ def _stable(summary: dict) -> list[dict]:
 def test_interrupted_build_resumes_to_the_same_result(finished, tmp_path):
     _, uninterrupted = finished
     out = tmp_path / "run"
-    assert run_build(out, stop_after="search") == {}
+    assert run_build(out, stop_after="search", budget_flash=FLASH, budget_ram=RAM) == {}
     stages = json.loads((out / "build.json").read_text())["stages"]
     assert list(stages) == ["data", "train", "transfer", "search"]
     weights = out / "supernet" / "supernet.pt"
     archive = out / "search" / "archive.jsonl"
     stamps = (weights.stat().st_mtime_ns, archive.stat().st_mtime_ns)
-    resumed = run_build(out, resume=True)
+    resumed = run_build(out, resume=True, budget_flash=FLASH, budget_ram=RAM)
     assert (weights.stat().st_mtime_ns, archive.stat().st_mtime_ns) == stamps, "a finished stage was redone"
     after = json.loads((out / "build.json").read_text())["stages"]
     assert {k: after[k] for k in stages} == stages

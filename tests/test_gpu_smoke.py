@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from factory.pipeline import STAGES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,7 +31,7 @@ def test_gpu_smoke_runs_the_whole_path_on_the_cpu(tmp_path: Path) -> None:
     assert result["ok"] and result["device"] == "cpu"
     build = result["build"]
     assert build["picks"] > 0 and build["precision"] == "fp32"
-    assert set(build["stages"]) == {"data", "train", "transfer", "search", "finetune", "export", "bench", "report"}
+    assert set(build["stages"]) == set(STAGES)
     assert result["torchrun"] == result["torchrun"] | {"ok": True, "backend": "gloo", "returncode": 0}
     assert result["throughput"]["train_images_per_s"] > 0 and result["throughput"]["eval_images_per_s"] > 0
     assert result["gpu_utilisation"] is None or result["gpu_utilisation"]["samples"] >= 0
