@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -22,10 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from .build_helpers import tiny_budget, write_tiny_recipe
+from .build_helpers import build_wheel, tiny_budget, write_tiny_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "factory", "exporters", "recipes")
 RECIPE_NAMES = sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml"))
 EXPORTER_MODULES = sorted(p.name for p in (ROOT / "exporters").glob("*.py"))
 
@@ -41,20 +39,7 @@ def _run(args: list[str], cwd: Path, timeout: float = 600, **kw) -> subprocess.C
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`pip wheel --no-deps` of a copy of the working tree (the copy keeps pip's build/ out of the checkout)."""
-    base = tmp_path_factory.mktemp("wheel")
-    src = base / "src"
-    src.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in SOURCES:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=ignore)
-        else:
-            shutil.copy2(ROOT / name, src / name)
-    dist = base / "dist"
-    offline = ["--no-deps", "--no-index", "--no-build-isolation", "-q"]
-    _run([sys.executable, "-m", "pip", "wheel", *offline, "-w", str(dist), str(src)], cwd=base)
-    (found,) = dist.glob("factory-*.whl")
-    return found
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="module")

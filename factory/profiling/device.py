@@ -88,8 +88,9 @@ def latency_of(rounds: list[list[float]]) -> dict[str, float]:
     (what the predictor fits), and `median_ms`, the median of the rounds' medians (kept beside it).
 
     The fastest run is the network's own cost: on a shared machine the median drifts with the machine's
-    state (measured here: two profiles of one kit differed by a median 31% in their medians, and by 1% in
-    their fastest runs, Spearman rho 0.998), while a quiet device gives the same figure either way.
+    state (measured on a 2-core build machine: two profiles of one kit differed by a median 4-31% in their
+    medians, rho 0.60-0.77, and by 1-2% in their fastest runs, rho 0.996-0.998), while a quiet device gives
+    the same figure either way.
     """
     return {
         "latency_ms": min(min(r) for r in rounds),
