@@ -111,10 +111,9 @@ def latency_profile_digest(path: object | None) -> str | None:
     """A short digest of a latency profile file, so a resumed search knows it is the same one."""
     if path is None:
         return None
-    import hashlib
-    from pathlib import Path
+    from factory.io import file_sha256
 
     try:
-        return hashlib.sha256(Path(str(path)).read_bytes()).hexdigest()[:16]
+        return file_sha256(str(path))[:16]
     except OSError:
         raise FactoryError(f"--latency-profile {path} cannot be read; run `factory profile KIT --out FILE`") from None

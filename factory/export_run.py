@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
-from factory.io import write_json_atomic
+from factory.io import file_sha256, write_json_atomic
 from factory.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -29,13 +29,6 @@ def run_picks(run: Path) -> list[dict[str, Any]]:
         return json.loads(index.read_text())["picks"]
     except (json.JSONDecodeError, KeyError):
         raise FactoryError(f"{index} is corrupt; delete RUN/picks and rerun `factory finetune --run {run}`") from None
-
-
-def file_sha256(path: Path) -> str:
-    """Content hash, so a result is reused only for the exact file it was made from."""
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export_done(folder: Path) -> bool:

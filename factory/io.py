@@ -60,6 +60,17 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's content, read in 1 MiB blocks (standard library only: the device side uses it too)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save_torch_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """torch.save to a temporary file, then rename: a crash never leaves a truncated checkpoint."""
     import torch

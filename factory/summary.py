@@ -116,14 +116,14 @@ def latency_fit(run: Path, pick: dict[str, Any], model: Any, limit: float | None
     if model is None:
         return {"latency_measured_ms": None}
     settings = model.profile["settings"]
-    folder = run / "picks" / pick["id"]
-    graph = main_graph(_read(folder / "export.json"), pick["exit"])
     resolution = int(pick["resolution"])
     measured = measure_latency(run / pick["delivered_onnx"], resolution, settings)["latency_ms"]
     out: dict[str, Any] = {"latency_measured_ms": round(measured, 4)}
     if limit is not None and measured > limit and pick["delivered_precision"] == "int8":
-        fp32 = measure_latency(folder / graph["onnx"], resolution, settings)["latency_ms"]
+        fp32 = measure_latency(run / pick["deployed_onnx"], resolution, settings)["latency_ms"]
         if fp32 <= limit:
+            folder = run / "picks" / pick["id"]
+            graph = main_graph(_read(folder / "export.json"), pick["exit"])
             out.update(device_fit(run, folder, graph, fp32=True), latency_measured_ms=round(fp32, 4))
             out["delivered_reason"] = (
                 f"INT8 {measured:.4g} ms misses the {limit:g} ms budget, FP32 {fp32:.4g} ms meets it"

@@ -12,7 +12,6 @@ dropout may differ.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.io import file_sha256
 from factory.recipe import Recipe
 from factory.space.config import SpaceSpec
 
@@ -43,14 +43,6 @@ def _plain(value: Any) -> str:
 
 def _data_identity(dataset: Any, data_dir: Any) -> tuple[str, str | None]:
     return str(dataset), None if data_dir is None else os.path.realpath(str(data_dir))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

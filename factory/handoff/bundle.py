@@ -10,7 +10,6 @@ place whole, so an interrupted bundle never leaves half a folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import zipfile
@@ -20,13 +19,10 @@ from typing import Any
 import numpy as np
 
 from factory.errors import FactoryError
+from factory.io import file_sha256
 
 BUNDLE_FORMAT = "factory-bundle/1"
 SAMPLES = 48
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _pick(summary: dict[str, Any], pick_id: str) -> dict[str, Any]:
@@ -241,7 +237,7 @@ def make_bundle(run: str | Path, pick_id: str) -> Path:
     top1 = {}
     for graph in graphs:
         shutil.copyfile(run / graph["source"], tmp / graph["file"])
-        graph["sha256"] = _sha256(tmp / graph["file"])
+        graph["sha256"] = file_sha256(tmp / graph["file"])
         predicted = _predict(tmp / graph["file"], test).argmax(1)
         top1[graph["precision"]] = float((predicted == labels).mean())
         matrix = confusion(labels, predicted, len(names))
@@ -286,7 +282,7 @@ def make_bundle(run: str | Path, pick_id: str) -> Path:
     }
     write_json_atomic(tmp / "bundle.json", manifest)
     files = sorted(p.name for p in tmp.iterdir() if p.is_file())
-    (tmp / "SHA256SUMS").write_text("".join(f"{_sha256(tmp / f)}  {f}\n" for f in files))
+    (tmp / "SHA256SUMS").write_text("".join(f"{file_sha256(tmp / f)}  {f}\n" for f in files))
     if out.exists():
         shutil.rmtree(out)
     tmp.replace(out)

@@ -7,7 +7,6 @@ beside the latency predicted from a device profile where the build had one, and 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,14 @@ from factory.handoff.verify import REPORT_FORMAT
 
 def add_device_reports(run: Path, files: list[str | Path]) -> list[Path]:
     """Copy each valid device report into RUN/devices/ (named by its content); a bad one is a clear error."""
-    from factory.io import read_json_input, write_json_atomic
+    from factory.io import file_sha256, read_json_input, write_json_atomic
 
     kept = []
     for file in files:
         path = Path(file)
         hint = "pass the device-report.json `factory verify` wrote"
         report = read_json_input(path, "--device-results", REPORT_FORMAT, hint, "graphs")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        digest = file_sha256(path)[:12]
         target = run / "devices" / f"{report.get('pick', 'pick')}-{digest}.json"
         write_json_atomic(target, report)
         kept.append(target)

@@ -1,34 +1,25 @@
 """The device side of the hand-off: check a bundle's files, rerun its samples, time its graphs.
 
-Imports only the standard library, numpy, onnxruntime and `factory.errors`/`factory.profiling.device`
-(themselves stdlib + numpy + onnxruntime), so `factory verify` runs where only onnxruntime, numpy and click
-are installed beside the project wheel (installed without its dependencies).
+Imports only the standard library, numpy, onnxruntime and `factory.errors`, `factory.io` and
+`factory.profiling.device` (themselves standard library, numpy and onnxruntime), so `factory verify` runs
+where only onnxruntime, numpy and click are installed beside the project wheel (installed without its
+dependencies).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.io import file_sha256, write_json_atomic
 from factory.profiling.device import latency_of, machine, time_network
 
 REPORT_FORMAT = "factory-device-report/1"
 FP32_TOLERANCE = 1e-3  # max |logit difference| / (1 + |expected logit|) an FP32 graph may show on another CPU
 INT8_MIN_AGREEMENT = 0.9  # share of samples whose INT8 top-1 must equal the recorded one (kernels round differently)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_hashes(bundle: Path) -> list[str]:
@@ -44,7 +35,7 @@ def check_hashes(bundle: Path) -> list[str]:
         path = bundle / name.strip().lstrip("*")
         if not path.is_file():
             problems.append(f"{name}: missing")
-        elif _sha256(path) != expected:
+        elif file_sha256(path) != expected:
             problems.append(f"{name}: SHA-256 differs from SHA256SUMS (the file was changed or damaged)")
     return problems
 
@@ -125,9 +116,5 @@ def verify_bundle(
         "problems": problems,
         "ok": not problems,
     }
-    target = Path(out) if out is not None else bundle / "device-report.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=target.parent, prefix=f".{target.name}.", delete=False) as handle:
-        json.dump(report, handle, indent=1)
-    os.replace(handle.name, target)
+    write_json_atomic(Path(out) if out is not None else bundle / "device-report.json", report)
     return report, problems

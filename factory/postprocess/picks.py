@@ -18,7 +18,7 @@ import numpy as np
 
 from factory.budget import format_count
 from factory.errors import FactoryError
-from factory.search.archive import non_dominated
+from factory.search.archive import non_dominated, record_field
 from factory.search.feasibility import BUDGETED, Budget, check_feasible, smallest_reachable
 from factory.search.subset import select_subset
 from factory.space import SubnetConfig
@@ -26,12 +26,9 @@ from factory.space import SubnetConfig
 __all__ = ["Budget", "check_feasible", "choose_picks", "pick_id", "smallest_reachable"]
 
 
-RECORD_KEYS = {"flash": "flash_bytes", "ram": "ram_bytes", "latency": "latency_ms"}
-
-
 def record_figure(record: dict[str, Any], name: str) -> float | None:
     """A figure of an archive record by budget / objective name (flash and ram in bytes, latency in ms)."""
-    value = record.get(RECORD_KEYS.get(name, name))
+    value = record.get(record_field(name))
     return None if value is None else float(value)
 
 

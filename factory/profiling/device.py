@@ -1,22 +1,22 @@
 """The device side of latency profiling: time every network of a kit with onnxruntime, record the machine.
 
-Imports only the standard library, numpy, onnxruntime and `factory.errors`, so `factory profile` runs on a
-device where only those and click are installed (the project wheel installed without its dependencies).
+Imports only the standard library, numpy, onnxruntime, `factory.errors` and `factory.io`, so `factory profile`
+runs on a device where only those and click are installed (the project wheel installed without its
+dependencies).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.io import read_json_input, write_json_atomic
 
 KIT_FORMAT = "factory-profile-kit/1"
 PROFILE_FORMAT = "factory-profile/1"
@@ -29,14 +29,8 @@ class KitError(FactoryError):
 def read_manifest(kit: str | Path) -> dict[str, Any]:
     """KIT/manifest.json, checked: format and the files it lists."""
     path = Path(kit) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KitError(f"{path} not found; pass the folder `factory profile-kit --out` wrote") from None
-    except (OSError, ValueError):
-        raise KitError(f"{path} is not readable JSON; copy the kit again") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != KIT_FORMAT:
-        raise KitError(f"{path} is not a {KIT_FORMAT} manifest; make the kit with `factory profile-kit`")
+    hint = "pass the folder `factory profile-kit --out` wrote"
+    manifest = read_json_input(path, "kit manifest", KIT_FORMAT, hint, "networks")
     missing = [n["file"] for n in manifest.get("networks", []) if not (Path(kit) / n["file"]).is_file()]
     if missing:
         raise KitError(f"the kit lacks {missing[0]} (and {len(missing) - 1} more); copy the whole kit folder")
@@ -142,9 +136,5 @@ def profile_kit(
             for net, s in zip(networks, samples, strict=True)
         ],
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", delete=False) as handle:
-        json.dump(profile, handle, indent=1)
-    os.replace(handle.name, out)
+    write_json_atomic(out, profile)
     return profile

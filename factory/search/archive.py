@@ -96,6 +96,14 @@ class Member:
         )
 
 
+RECORD_FIELDS = {ACCURACY: "error", "latency": "latency_ms", "flash": "flash_bytes", "ram": "ram_bytes"}
+
+
+def record_field(name: str) -> str:
+    """The key of an objective or budget `name` in a member's record (`Member.to_record`)."""
+    return RECORD_FIELDS.get(name, name)
+
+
 def objective_matrix(members: Sequence[Member], objectives: Sequence[str]) -> np.ndarray:
     """(n, m) float array of the minimised objective values."""
     return np.array([[m.objective(o) for o in objectives] for m in members], dtype=np.float64).reshape(

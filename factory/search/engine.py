@@ -40,7 +40,7 @@ from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.profiling.predictor import LatencyModel
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
-from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding
+from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding, record_field
 from factory.search.callbacks import IterationCallback, ProgressBar
 from factory.search.distribution import GeneDistribution, width_epochs
 from factory.search.evaluation import Complexity, SubnetEvaluator
@@ -541,9 +541,8 @@ class SearchEngine:
             record = self.archive.members[i].to_record()
             record["rank"], record["crowding"] = int(rank[i]), _finite(crowd[i])
             ranked.append(record)
-        front = sorted(
-            (r for r in ranked if r["rank"] == 0), key=lambda r: [r[_field(o)] for o in self.settings.objectives[1:]]
-        )
+        keys = [record_field(o) for o in self.settings.objectives[1:]]
+        front = sorted((r for r in ranked if r["rank"] == 0), key=lambda r: [r[k] for k in keys])
         weights = self.files.weights if self.adapted else None
         result = {
             "algorithm": self.settings.mode.name,
@@ -567,11 +566,6 @@ class SearchEngine:
 
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
-
-
-def _field(objective: str) -> str:
-    fields = {"top1": "error", "latency": "latency_ms", "flash": "flash_bytes", "ram": "ram_bytes"}
-    return fields.get(objective, objective)
 
 
 def _resolve_recipe(recipe: Recipe | str | Path | None, run: Path, checkpoint: dict[str, Any]) -> Recipe:

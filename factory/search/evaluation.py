@@ -25,7 +25,7 @@ from factory.errors import FactoryError
 from factory.recipe import Recipe
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
-from factory.space.footprint import flash_bytes, ram_bytes
+from factory.space.footprint import footprint
 from factory.train.batchnorm import calibration_subset
 from factory.train.device import resolve_precision
 from factory.train.evaluate import Evaluator, onnx_session
@@ -58,7 +58,7 @@ class Complexity:
         """(flash bytes, RAM bytes) of the deployable network's exported FP32 graph."""
         key = config.key()
         if key not in self._footprints:
-            self._footprints[key] = (flash_bytes(self.spec, config), ram_bytes(self.spec, config))
+            self._footprints[key] = footprint(self.spec, config)
         return self._footprints[key]
 
     def __call__(self, config: SubnetConfig) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from factory.budget import format_bytes, format_count
 from factory.errors import FactoryError
 from factory.space.config import SpaceSpec, SubnetConfig, smallest_config
 from factory.space.counting import count_macs, count_params
-from factory.space.footprint import flash_bytes, ram_bytes
+from factory.space.footprint import footprint as graph_footprint
 
 BUDGETED = ("params", "macs", "flash", "ram", "latency")
 FLAGS = {
@@ -119,8 +119,7 @@ def figures(
 ) -> dict[str, int | None]:
     """params, MACs and (when `footprint`) the FP32 graph's flash and RAM bytes of `config` with `exits`."""
     out: dict[str, int | None] = {"params": count_params(spec, config, exits), "macs": count_macs(spec, config, exits)}
-    out["flash"] = flash_bytes(spec, config, exits) if footprint else None
-    out["ram"] = ram_bytes(spec, config, exits) if footprint else None
+    out["flash"], out["ram"] = graph_footprint(spec, config, exits) if footprint else (None, None)
     return out
 
 

@@ -223,6 +223,12 @@ def ram_bytes(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | No
     return _peak(_graph(spec, config, exits)) * FLOAT_BYTES
 
 
+def footprint(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> tuple[int, int]:
+    """(flash_bytes, ram_bytes) from one walk of the graph: the search asks for both at once."""
+    g = _graph(spec, config, exits)
+    return g.weights * FLOAT_BYTES, _peak(g) * FLOAT_BYTES
+
+
 def graph_features(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> dict[str, float]:
     """What a CPU's batch-1 latency follows, from the deployable graph without building it: the node count
     (each op pays a dispatch), dense and depthwise conv MACs (different arithmetic intensity), the activation
@@ -240,4 +246,4 @@ def graph_features(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...]
     }
 
 
-__all__ = ["flash_bytes", "graph_features", "ram_bytes"]
+__all__ = ["flash_bytes", "footprint", "graph_features", "ram_bytes"]
