@@ -35,7 +35,7 @@ SOURCE_RECIPE = "source-cpu"
 TARGET_RECIPE = "transfer-cpu"
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
@@ -65,9 +65,9 @@ def link_split(data_dir: Path, out: Path, classes: tuple[str, ...], per_class: i
     return counts
 
 
-def _factory(args: list[str], log: Path) -> float:
+def factory_command(args: list[str], log: Path) -> float:
     """Run `factory ARGS` in its own process with its output in `log`; the wall-clock seconds it took."""
-    _say(f"$ factory {' '.join(args)}  (output in {log})")
+    say(f"$ factory {' '.join(args)}  (output in {log})")
     start = time.perf_counter()
     with log.open("w") as stream:
         done = subprocess.run([sys.executable, "-m", "factory", *args], stdout=stream, stderr=subprocess.STDOUT)
@@ -92,9 +92,9 @@ def train_source(work: Path, source_data: Path) -> float:
     if not metrics.is_file():
         resume = ["--resume"] if (run / "supernet" / "checkpoint.pt").is_file() else []
         args = ["train", "--recipe", SOURCE_RECIPE, "--data-dir", str(source_data), "--out", str(run), *resume]
-        _factory(args, work / "source.log")
+        factory_command(args, work / "source.log")
     else:
-        _say(f"source super-network already trained in {run}; reused")
+        say(f"source super-network already trained in {run}; reused")
     return float(json.loads(metrics.read_text())["train_seconds"])
 
 
@@ -106,16 +106,16 @@ def target_build(
     run = work / name
     record = work / f"{name}.json"
     if reuse and record.is_file():
-        _say(f"{name}: reusing {record}")
+        say(f"{name}: reusing {record}")
         return json.loads(record.read_text())
     args = ["build", "--recipe", TARGET_RECIPE, "--data-dir", str(target_data), "--budget-params", budget]
     args += ["--out", str(run), "--force"]
     if supernet is not None:
         args += ["--supernet", str(supernet)]
-    seconds = _factory(args, work / f"{name}.log")
+    seconds = factory_command(args, work / f"{name}.log")
     result = {**best_pick(run), "seconds": round(seconds, 1)}
     record.write_text(json.dumps(result))
-    _say(f"{name}: best pick {result['id']} {result['top1']:.2f}% at {result['params']:,} params, {seconds:.0f} s")
+    say(f"{name}: best pick {result['id']} {result['top1']:.2f}% at {result['params']:,} params, {seconds:.0f} s")
     return result
 
 
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "source": link_split(data_dir, source_data, SOURCE_CLASSES, None),
         "target": link_split(data_dir, target_data, TARGET_CLASSES, args.target_images),
     }
-    _say(f"images: {sizes}")
+    say(f"images: {sizes}")
     source_seconds = train_source(work, source_data)
     scratch = target_build(work, target_data, args.budget_params, "target-scratch", None, args.reuse)
     supernet = work / "source-run" / "supernet" / "supernet.pt"
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     transfer["source_seconds"] = round(source_seconds, 1)
     gain = transfer["top1"] - scratch["top1"]
     ratio = transfer["seconds"] / scratch["seconds"]
-    _say(f"transfer gains {gain:+.2f} points in {ratio:.2f}x the from-scratch build's time")
+    say(f"transfer gains {gain:+.2f} points in {ratio:.2f}x the from-scratch build's time")
     return {
         "scratch": scratch,
         "transfer": transfer,

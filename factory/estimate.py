@@ -1,13 +1,14 @@
-"""A rough time estimate for a build, printed before it starts, from one timed training step on the device.
+"""A rough time estimate for a build, printed before it starts, from timed training steps on the device.
 
 Every stage's cost is expressed in "maximal-network training images": training sees each image once per
 epoch per sampled sub-network (sampled ones are single-exit and depth-uniform: ~0.3 of the all-exit
 maximal network, the teacher's forward ~0.35); an evaluation runs BN recalibration and the validation
 split at ~16x training speed plus a fixed cost (extraction, ONNX export: measured on a CIFAR-10 CPU build,
-197 s for 197 evaluations of 5,960 images where 4x estimated 11 minutes); fine-tuning stops early on small
-picks (~0.375 of the maximal network's epochs). Constants measured on a digits build on 2 cores (estimate
-5 min, actual 6 min); good to a factor of about 1.5: enough to know whether to wait, go for coffee, or
-come back tomorrow.
+197 s for 197 evaluations of 5,960 images where 4x estimated 11 minutes); a pick's two fine-tuning steps
+cost ~0.45 of the maximal network's epochs each (small networks, but the same data pipeline: a CIFAR-10
+pick trained at 735 images/s where the maximal network did 569; measured on a CIFAR-10 CPU build, 964 s
+for 4 picks). The estimate and each stage's are kept in RUN/build.json beside the measured seconds, and
+`benchmarks.cpu_curve` compares them; the timed step itself varies by about 15% with the machine's state.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ SUBNET_COST = 0.3
 TEACHER_COST = 0.35
 SANDWICH_COST = 1.0  # the maximal network's own step in every elastic batch (train.sandwich)
 EVALUATION_OVERHEAD_S = 0.2
-PICK_FINETUNE_COST = 0.375
+PICK_FINETUNE_COST = 0.45
 HEADS_COST = 0.5  # a transfer's head warm-up: the maximal network's forward, backward through the heads only
 
 
@@ -42,7 +43,7 @@ def training_images_per_second(recipe: Recipe, num_classes: int, device: torch.d
     batch = min(recipe.train.batch_size, 64)
     x = torch.randn(batch, 3, config.resolution, config.resolution, device=device).contiguous(memory_format=layout)
     times = []
-    for _ in range(6):  # the first step warms up the kernels; the fastest of five is steadier than of two
+    for _ in range(10):  # two steps warm up the kernels; the fastest of eight rides out a busy spell of the machine
         start = time.perf_counter()
         with autocast(device, precision):  # timed as training runs: same layout, same precision
             out = net(x)
@@ -51,23 +52,24 @@ def training_images_per_second(recipe: Recipe, num_classes: int, device: torch.d
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return batch / min(times[1:])
+    return batch / min(times[2:])
 
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def estimate_build(
+def estimate_stages(
     recipe: Recipe,
     splits: Any,
     device: torch.device,
     skip: set[str] | frozenset[str] = frozenset(),
     reuse: bool = False,
     transfer: bool = False,
-) -> str:
-    """One line: the estimated time of the stages not in `skip`, and in total. `reuse`: the super-network is
-    given (no training); `transfer`: and its heads are warmed up on this data first."""
+) -> dict[str, Any]:
+    """Estimated seconds of each stage not in `skip` (kept in build.json beside the measured ones, so the
+    estimate can be checked stage by stage), with the timed step's rate. `reuse`: the super-network is given
+    (no training); `transfer`: and its heads are warmed up on this data first."""
     ips = training_images_per_second(recipe, splits.num_classes, device)
     t, s, p, x = recipe.train, recipe.search, recipe.postprocess, recipe.transfer
     n_train, n_val = len(splits.train), max(len(splits.val), 1)
@@ -87,7 +89,12 @@ def estimate_build(
         "report": 3.0,
         "bundle": p.picks * 2.0,
     }
-    left = {k: v for k, v in stages.items() if k not in skip}
-    total = sum(left.values())
-    parts = ", ".join(f"{k} ~{_minutes(v)}" for k, v in left.items() if v >= 1)
-    return f"estimated time: ~{_minutes(total)} ({parts}; from a timed step at {ips:,.0f} training images/s)"
+    left = {k: round(v, 1) for k, v in stages.items() if k not in skip}
+    return {"stages": left, "total": round(sum(left.values()), 1), "images_per_second": round(ips, 1)}
+
+
+def describe_estimate(estimate: dict[str, Any]) -> str:
+    """One line for the build's log: the total and the stages that take a second or more."""
+    parts = ", ".join(f"{k} ~{_minutes(v)}" for k, v in estimate["stages"].items() if v >= 1)
+    total, rate = _minutes(estimate["total"]), estimate["images_per_second"]
+    return f"estimated time: ~{total} ({parts}; from a timed step at {rate:,.0f} training images/s)"

@@ -55,10 +55,10 @@ class BuildRequest:
 
     def budget(self) -> Budget:
         """Every limit given (flash and ram in bytes)."""
-        from factory.search.feasibility import Budget
+        from factory.search.feasibility import Budget, int8_layout
 
         limits = (self.budget_params, self.budget_macs, self.budget_flash, self.budget_ram, self.budget_latency)
-        return Budget(*limits).with_model(self.latency_model)
+        return Budget(*limits).with_model(self.latency_model).with_int8(int8_layout(self.recipe))
 
     def run_profile(self) -> Path:
         """Where the build keeps its copy of the device profile."""
@@ -152,8 +152,9 @@ def _check_budget(request: BuildRequest, num_classes: int) -> Any:
     budget, model = request.budget(), None
     if request.latency_profile is not None:
         from factory.profiling.predictor import LatencyModel
+        from factory.search.feasibility import delivered_precision
 
-        model = LatencyModel(spec, request.latency_profile)
+        model = LatencyModel(spec, request.latency_profile, delivered_precision(request.recipe))
         budget = budget.with_model(model)
     check_feasible(spec, budget, advice=f"raise {budget.flags()}")
     return model
@@ -172,8 +173,9 @@ def _keep_profile(request: BuildRequest, model: Any) -> None:
     write_json_atomic(copy.parent / "predictor.json", {**model.report, "model": model.predictor.to_dict()})
     heldout = model.report["heldout"]
     request.log(
-        f"latency predictor from {request.latency_profile}: {100 * heldout['within_10pct']:.0f}% of held-out "
-        f"networks within 10%, Spearman rho {heldout['spearman_rho']:.3f}"
+        f"latency predictor ({model.precision.upper()} graphs) from {request.latency_profile}: "
+        f"{100 * heldout['within_10pct']:.0f}% of held-out networks within 10%, "
+        f"Spearman rho {heldout['spearman_rho']:.3f}" + (f"; {model.report['note']}" if "note" in model.report else "")
     )
 
 
@@ -272,7 +274,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[BuildRequest], dict[str, Any]]] = {
 def build(request: BuildRequest) -> dict[str, Any]:
     """Run every unfinished stage in order; returns summary.json's content."""
     from factory.data import load_dataset
-    from factory.estimate import estimate_build
+    from factory.estimate import describe_estimate, estimate_stages
     from factory.train.device import resolve_device
     from factory.transfer import plan_transfer, require_source
 
@@ -294,7 +296,9 @@ def build(request: BuildRequest) -> dict[str, Any]:
     if todo:
         transfer = request.plan is not None and request.plan.mode == "transfer"
         reuse = request.supernet is not None
-        request.log(estimate_build(request.recipe, splits, device, skip=set(done), reuse=reuse, transfer=transfer))
+        estimate = estimate_stages(request.recipe, splits, device, skip=set(done), reuse=reuse, transfer=transfer)
+        state.setdefault("estimates", []).append(estimate)  # one per start: a resumed build estimates what is left
+        request.log(describe_estimate(estimate))
     for stage in STAGES:
         if stage in done:
             request.log(f"[{stage}] done earlier, skipped")

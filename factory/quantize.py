@@ -98,6 +98,7 @@ def quantize_graph(source: str | Path, target: str | Path, images: np.ndarray, s
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from factory.graph_order import order_like
     from factory.io import write_bytes_atomic
 
     if settings.method not in METHODS:
@@ -134,8 +135,10 @@ def quantize_graph(source: str | Path, target: str | Path, images: np.ndarray, s
                 },
             )
         result = onnx.load(str(quantized))
+    fp32 = onnx.load(str(source), load_external_data=False)
+    order_like(result, fp32)  # the FP32 graph's schedule, which the search's INT8 RAM figures replay
     del result.metadata_props[:]
-    result.metadata_props.extend(onnx.load(str(source), load_external_data=False).metadata_props)
+    result.metadata_props.extend(fp32.metadata_props)
     entry = result.metadata_props.add()
     entry.key, entry.value = "quantization", f"int8 qdq, {settings.method} calibration on {len(images)} images"
     onnx.checker.check_model(result)

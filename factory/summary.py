@@ -107,10 +107,12 @@ BUDGET_FIGURES = {
 }
 
 
-def latency_fit(run: Path, pick: dict[str, Any], model: Any, limit: float | None) -> dict[str, Any]:
+def latency_fit(run: Path, pick: dict[str, Any], model: Any, budget: dict[str, Any]) -> dict[str, Any]:
     """With a device profile: the delivered graph timed on this machine as the profile times its networks
     (meaningful when the profile is of this machine). Where the INT8 graph misses a latency limit that the
-    FP32 graph meets (a CPU without fast INT8 kernels), the FP32 graph is delivered instead, and says so."""
+    FP32 graph meets (a CPU without fast INT8 kernels), and the FP32 graph also fits the flash and RAM limits,
+    the FP32 graph is delivered instead, and says so."""
+    limit = budget.get("latency")
     from factory.profiling.device import measure_latency
 
     if model is None:
@@ -121,10 +123,12 @@ def latency_fit(run: Path, pick: dict[str, Any], model: Any, limit: float | None
     out: dict[str, Any] = {"latency_measured_ms": round(measured, 4)}
     if limit is not None and measured > limit and pick["delivered_precision"] == "int8":
         fp32 = measure_latency(run / pick["deployed_onnx"], resolution, settings)["latency_ms"]
-        if fp32 <= limit:
-            folder = run / "picks" / pick["id"]
-            graph = main_graph(_read(folder / "export.json"), pick["exit"])
-            out.update(device_fit(run, folder, graph, fp32=True), latency_measured_ms=round(fp32, 4))
+        folder = run / "picks" / pick["id"]
+        graph = main_graph(_read(folder / "export.json"), pick["exit"])
+        fit = device_fit(run, folder, graph, fp32=True)
+        fits = all(budget.get(n) is None or fit[f"{n}_bytes"] <= budget[n] for n in ("flash", "ram"))
+        if fp32 <= limit and fits:
+            out.update(fit, latency_measured_ms=round(fp32, 4))
             out["delivered_reason"] = (
                 f"INT8 {measured:.4g} ms misses the {limit:g} ms budget, FP32 {fp32:.4g} ms meets it"
             )
@@ -196,9 +200,12 @@ def latency_model(run: Path) -> Any:
     if not profile.is_file():
         return None
     from factory.profiling.predictor import LatencyModel
+    from factory.runinfo import run_recipe
+    from factory.search.feasibility import delivered_precision
     from factory.train.checkpoint import load_checkpoint
 
-    return LatencyModel(load_checkpoint(run / "supernet" / "supernet.pt")["spec"], profile)
+    state = load_checkpoint(run / "supernet" / "supernet.pt")
+    return LatencyModel(state["spec"], profile, delivered_precision(run_recipe(run, state.get("recipe"))))
 
 
 def build_summary(run_dir: str | Path) -> dict[str, Any]:
@@ -223,7 +230,7 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
         exits = tuple(pick["exits"]) if len(pick["exits"]) > 1 else None
         config = SubnetConfig.from_dict(entry["config"])
         pick["latency_predicted_ms"] = None if predict is None else round(predict(config, exits), 4)
-        pick.update(latency_fit(run, {**pick, "resolution": config.resolution}, predict, budget.get("latency")))
+        pick.update(latency_fit(run, {**pick, "resolution": config.resolution}, predict, budget))
         picks.append({**pick, **budget_check(pick, budget)})
     return {
         "format": SUMMARY_FORMAT,

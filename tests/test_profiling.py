@@ -64,9 +64,19 @@ def test_kit_profile_and_predictor_round_trip(run, tmp_path):
     assert profile["settings"] == {"threads": 1, "runs": 3, "warmup": 1, "rounds": 2, "batch": 1}
     spec = tiny_recipe("ee-dense").space.to_spec(4)
     model = LatencyModel(spec, tmp_path / "device.json")
-    assert model.report["heldout"]["networks"] == 16
+    assert model.report["heldout"]["networks"] == 16 and model.precision == "fp32"
     first = SubnetConfig.from_dict(manifest["networks"][0]["config"])
     assert model(first) > 0
+    # the run delivers INT8, so the kit holds each network's INT8 graph and the device times it too
+    assert all(n["int8_file"].endswith(".int8.onnx") and (kit / n["int8_file"]).is_file() for n in manifest["networks"])
+    assert all(0 < n["int8"]["latency_ms"] <= n["int8"]["median_ms"] for n in profile["networks"])
+    int8 = LatencyModel(spec, tmp_path / "device.json", "int8")
+    assert int8.precision == "int8" and int8.report["precision"] == "int8" and int8(first) > 0
+    for network in profile["networks"]:  # a profile of an FP32-only kit: FP32 latency, and the report says so
+        del network["int8"]
+    (tmp_path / "fp32.json").write_text(json.dumps(profile))
+    fallback = LatencyModel(spec, tmp_path / "fp32.json", "int8")
+    assert fallback.precision == "fp32" and "no INT8 timings" in fallback.report["note"]
 
 
 def test_profiles_of_other_spaces_and_corrupt_profiles_are_refused(run, tmp_path):

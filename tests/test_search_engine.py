@@ -145,26 +145,29 @@ def test_budgets_bind_candidates_and_infeasible_budgets_fail(trained, splits, tm
 
 
 def test_flash_and_ram_budgets_bind_candidates(trained, splits, tmp_path) -> None:
+    from factory.search.feasibility import figures, int8_layout
+
     run = fresh_run(trained, tmp_path)
     encoding = get_encoding("nat2", json_spec(run))
-    from factory.space.footprint import flash_bytes, ram_bytes
+    layout = int8_layout(make_recipe())  # flash and RAM of the precision the build delivers
+
+    def sizes(config):
+        values = figures(encoding.spec, config, int8=layout)
+        return values["flash"], values["ram"]
 
     smallest = encoding.decode(smallest_vector(encoding))
-    flash, ram = 3 * flash_bytes(encoding.spec, smallest), 2 * ram_bytes(encoding.spec, smallest)
+    flash, ram = 3 * sizes(smallest)[0], 2 * sizes(smallest)[1]
     search(run, splits, budget_flash=f"{flash}B", budget_ram=ram, objectives="flash")
     records = log(run)
     candidates = [r for r in records if r["phase"] == "candidate"]
     assert candidates and all(r["flash_bytes"] <= flash and r["ram_bytes"] <= ram for r in candidates)
-    for r in records:  # the archive records carry the exact figures of each network's FP32 graph
-        config = SubnetConfig.from_dict(r["config"])
-        assert (r["flash_bytes"], r["ram_bytes"]) == (
-            flash_bytes(encoding.spec, config),
-            ram_bytes(encoding.spec, config),
-        )
+    for r in records:  # the archive records carry the exact figures of each network's delivered graph
+        assert (r["flash_bytes"], r["ram_bytes"]) == sizes(SubnetConfig.from_dict(r["config"]))
     result = json.loads((run / "search" / "result.json").read_text())
     assert result["budgets"] == {"flash": flash, "ram": ram} and result["objectives"] == ["top1", "flash"]
+    assert result["flash_ram_precision"] == ("fp32" if layout is None else "int8")
     with pytest.raises(FactoryError, match=r"smallest reachable network.*raise --budget-ram$"):
-        search(run, splits, budget_ram=ram_bytes(encoding.spec, smallest) - 1, force=True)
+        search(run, splits, budget_ram=sizes(smallest)[1] - 1, force=True)
 
 
 def test_a_latency_budget_binds_through_the_profile_predictor(trained, splits, tmp_path) -> None:

@@ -18,7 +18,7 @@ from factory.nn import StaticNetwork
 from factory.postprocess.finetune import postprocess_pick
 from factory.postprocess.picks import Budget, check_feasible, choose_picks, pick_id
 from factory.runinfo import run_recipe
-from factory.search.feasibility import BUDGETED
+from factory.search.feasibility import BUDGETED, delivered_precision, int8_layout
 from factory.space import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
 from factory.train.device import resolve_device
@@ -105,7 +105,8 @@ def finetune_run(
             raise FactoryError("a latency budget needs the search's --latency-profile; rerun the search with it")
         from factory.profiling.predictor import LatencyModel
 
-        budget = budget.with_model(LatencyModel(spec, profile))
+        budget = budget.with_model(LatencyModel(spec, profile, delivered_precision(recipe)))
+    budget = budget.with_int8(int8_layout(recipe))  # flash and RAM in the precision the picks are delivered in
     check_feasible(spec, budget)
     picks_dir = run / "picks"
     index_path = picks_dir / "picks.json"

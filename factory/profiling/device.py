@@ -31,7 +31,8 @@ def read_manifest(kit: str | Path) -> dict[str, Any]:
     path = Path(kit) / "manifest.json"
     hint = "pass the folder `factory profile-kit --out` wrote"
     manifest = read_json_input(path, "kit manifest", KIT_FORMAT, hint, "networks")
-    missing = [n["file"] for n in manifest.get("networks", []) if not (Path(kit) / n["file"]).is_file()]
+    files = [f for n in manifest.get("networks", []) for f in (n["file"], n.get("int8_file")) if f]
+    missing = [f for f in files if not (Path(kit) / f).is_file()]
     if missing:
         raise KitError(f"the kit lacks {missing[0]} (and {len(missing) - 1} more); copy the whole kit folder")
     return manifest
@@ -114,15 +115,20 @@ def profile_kit(
 
     Each round times every network `runs` times after `warmup` untimed runs, in a fresh session; the kit is
     walked `rounds` times in turn, so a slow spell of the machine hits one round of every network instead of
-    a few networks. The figures of each network are `latency_of` its rounds.
+    a few networks. The figures of each network are `latency_of` its rounds, and those of its INT8 graph
+    (under "int8") where the kit has one.
     """
     kit = Path(kit)
     manifest = read_manifest(kit)
     networks = manifest["networks"]
     samples: list[list[list[float]]] = [[] for _ in networks]
+    int8: list[list[list[float]]] = [[] for _ in networks]
     for _ in range(rounds):
         for index, net in enumerate(networks):
-            samples[index].append(time_network(kit / net["file"], int(net["resolution"]), threads, runs, warmup))
+            resolution = int(net["resolution"])
+            samples[index].append(time_network(kit / net["file"], resolution, threads, runs, warmup))
+            if net.get("int8_file"):
+                int8[index].append(time_network(kit / net["int8_file"], resolution, threads, runs, warmup))
             if on_network is not None:
                 on_network(1)
     profile = {
@@ -132,8 +138,8 @@ def profile_kit(
         "machine": machine(),
         "settings": {"threads": threads, "runs": runs, "warmup": warmup, "rounds": rounds, "batch": 1},
         "networks": [
-            {"file": net["file"], "config": net["config"], **latency_of(s)}
-            for net, s in zip(networks, samples, strict=True)
+            {"file": net["file"], "config": net["config"], **latency_of(s), **({"int8": latency_of(q)} if q else {})}
+            for net, s, q in zip(networks, samples, int8, strict=True)
         ],
     }
     write_json_atomic(out, profile)

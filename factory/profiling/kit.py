@@ -1,8 +1,10 @@
 """The host side of latency profiling: a kit of sample sub-networks of a run's space, as ONNX graphs.
 
 The kit spreads its networks over the whole space (the search's sampler) and puts half of them near the
-run's budget (within it, at half the limit or more), where the picks are chosen. The weights are the
-networks' initial ones: latency on a CPU does not depend on the values. The manifest names the space by a
+run's budget (within it, at half the limit or more), where the picks are chosen. Each network comes as its
+FP32 graph and, when the run delivers INT8, as its INT8 graph too (quantized as the build quantizes, on
+random calibration images), so the device times the precision it will run. The weights are the networks'
+initial ones: latency on a CPU does not depend on the values. The manifest names the space by a
 fingerprint, so a profile of another space is refused when a build reads it.
 """
 
@@ -18,9 +20,10 @@ import numpy as np
 
 from factory.errors import FactoryError
 from factory.profiling.device import KIT_FORMAT
-from factory.search.feasibility import BUDGETED, Budget, figures
+from factory.search.feasibility import BUDGETED, Budget, figures, int8_layout
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.encoding import get_encoding
+from factory.space.footprint_int8 import Int8Layout
 from factory.space.sampling import sample_configs
 
 NEAR_SHARE = 0.5  # of the kit's networks drawn near the budget
@@ -34,7 +37,7 @@ def space_fingerprint(spec: SpaceSpec) -> str:
 
 def _load(budget: Budget, spec: SpaceSpec, config: SubnetConfig) -> float:
     """The largest share of a limit the network uses (0 without limits)."""
-    values = figures(spec, config, footprint=budget.needs_footprint)
+    values = figures(spec, config, footprint=budget.needs_footprint, int8=budget.int8)
     shares = [values[n] / getattr(budget, n) for n in BUDGETED if getattr(budget, n) is not None]
     return max(shares, default=0.0)
 
@@ -61,26 +64,42 @@ def kit_configs(spec: SpaceSpec, budget: Budget, count: int, seed: int = 0) -> l
     return list(chosen.values())
 
 
-def write_kit(spec: SpaceSpec, configs: list[SubnetConfig], out: str | Path, note: dict[str, Any]) -> Path:
-    """Export `configs` to OUT/nets/<i>.onnx and write OUT/manifest.json; replaces an existing kit."""
+def write_kit(
+    spec: SpaceSpec,
+    configs: list[SubnetConfig],
+    out: str | Path,
+    note: dict[str, Any],
+    int8: Int8Layout | None = None,
+) -> Path:
+    """Export `configs` to OUT/nets/<i>.onnx (and OUT/nets/<i>.int8.onnx, quantized with `int8`'s layout) and
+    write OUT/manifest.json; replaces an existing kit."""
     import torch
 
     from factory.exporters.onnx import export_onnx
     from factory.io import write_json_atomic
     from factory.nn import StaticNetwork
+    from factory.quantize import QuantSettings, quantize_graph
 
     out = Path(out)
     if (out / "nets").is_dir():
         shutil.rmtree(out / "nets")
     torch.manual_seed(0)
+    rng = np.random.default_rng(0)
     networks = []
     for index, config in enumerate(configs):
         file = f"nets/{index:04d}.onnx"
         export_onnx(StaticNetwork(spec, config), out / file, config.resolution)
         values = figures(spec, config)
+        extra = {}
+        if int8 is not None:
+            extra["int8_file"] = f"nets/{index:04d}.int8.onnx"
+            images = rng.random((4, 3, config.resolution, config.resolution), dtype=np.float32)
+            settings = QuantSettings(per_channel=int8.per_channel, symmetric_activations=int8.symmetric_activations)
+            quantize_graph(out / file, out / extra["int8_file"], images, settings)
         networks.append(
             {
                 "file": file,
+                **extra,
                 "resolution": config.resolution,
                 "config": config.to_dict(),
                 "params": values["params"],
@@ -114,9 +133,14 @@ def make_kit(run: str | Path, out: str | Path, count: int = 200, seed: int = 0) 
         raise FactoryError(f"no super-network at {checkpoint}; pass a run folder of `factory build` or `factory train`")
     if count < 10:
         raise FactoryError(f"--count {count} is too few to fit a latency predictor; give 10 or more (200 is good)")
-    spec: SpaceSpec = load_checkpoint(checkpoint)["spec"]
+    from factory.runinfo import run_recipe
+
+    state = load_checkpoint(checkpoint)
+    spec: SpaceSpec = state["spec"]
+    layout = int8_layout(run_recipe(run, state.get("recipe")))  # the kit times the precision the run delivers
     budget = Budget()
     if (run / "build.json").is_file():
         budget = Budget.from_dict(json.loads((run / "build.json").read_text())["request"].get("budget") or {})
-    configs = kit_configs(spec, budget, count, seed)
-    return write_kit(spec, configs, out, {"run": str(run), "budget": budget.to_dict(), "seed": seed})
+    configs = kit_configs(spec, budget.with_int8(layout), count, seed)
+    note = {"run": str(run), "budget": budget.to_dict(), "seed": seed, "int8": layout is not None}
+    return write_kit(spec, configs, out, note, layout)

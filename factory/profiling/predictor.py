@@ -102,23 +102,43 @@ def read_profile(path: str | Path, spec: SpaceSpec) -> dict[str, Any]:
     return profile
 
 
-def fit_profile(profile: dict[str, Any], spec: SpaceSpec) -> tuple[LatencyPredictor, dict[str, Any]]:
-    """The predictor fitted on every network of `profile`, and its cross-validated held-out accuracy."""
+def profiled_precisions(profile: dict[str, Any]) -> tuple[str, ...]:
+    """The precisions every network of `profile` was timed in: ("fp32",) or ("fp32", "int8")."""
+    has_int8 = all(float(n.get("int8", {}).get("latency_ms", 0)) > 0 for n in profile["networks"])
+    return ("fp32", "int8") if has_int8 else ("fp32",)
+
+
+def latencies(profile: dict[str, Any], precision: str = "fp32") -> np.ndarray:
+    """Each network's profiled milliseconds (its fastest run) in `precision`."""
+    nets = profile["networks"]
+    return np.array([float(n["latency_ms"] if precision == "fp32" else n["int8"]["latency_ms"]) for n in nets])
+
+
+def fit_profile(
+    profile: dict[str, Any], spec: SpaceSpec, precision: str = "fp32"
+) -> tuple[LatencyPredictor, dict[str, Any]]:
+    """The predictor of `precision`'s latency fitted on every network of `profile`, and its cross-validated
+    held-out accuracy."""
     configs = [SubnetConfig.from_dict(n["config"]) for n in profile["networks"]]
     X = feature_matrix(spec, configs)
-    y = np.array([float(n["latency_ms"]) for n in profile["networks"]])
+    y = latencies(profile, precision)
     report = {"heldout": cross_validated(X, y), "machine": profile.get("machine", {}), "kit": profile.get("kit")}
-    return LatencyPredictor.fit(X, y), report
+    return LatencyPredictor.fit(X, y), report | {"precision": precision}
 
 
 class LatencyModel:
-    """Predicted milliseconds of configs from a profile, memoised by config key."""
+    """Predicted milliseconds of configs from a profile, memoised by config key: of the INT8 graphs when
+    `precision` is "int8" and the profile timed them (a kit made for an INT8 build), else of the FP32 graphs
+    (`precision` then says "fp32" and the report notes why)."""
 
-    def __init__(self, spec: SpaceSpec, profile_path: str | Path) -> None:
+    def __init__(self, spec: SpaceSpec, profile_path: str | Path, precision: str = "fp32") -> None:
         self.spec = spec
         self.path = Path(profile_path)
         self.profile = read_profile(self.path, spec)
-        self.predictor, self.report = fit_profile(self.profile, spec)
+        self.precision = precision if precision in profiled_precisions(self.profile) else "fp32"
+        self.predictor, self.report = fit_profile(self.profile, spec, self.precision)
+        if self.precision != precision:
+            self.report["note"] = f"the profile has no {precision.upper()} timings; FP32 latency is predicted"
         self._cache: dict[str, float] = {}
 
     def __call__(self, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> float:

@@ -39,7 +39,7 @@ class Member:
     latency_ms: float | None = None
     iteration: int = 0
     version: str = ""
-    flash: int | None = None  # bytes of the exported FP32 graph's weights (factory.space.footprint)
+    flash: int | None = None  # bytes of the delivered graph's weights, INT8 or FP32 (search.evaluation.Complexity)
     ram: int | None = None  # its peak activation bytes at batch 1
 
     @property

@@ -44,7 +44,7 @@ from factory.search.archive import Archive, Member, objective_matrix, rank_and_c
 from factory.search.callbacks import IterationCallback, ProgressBar
 from factory.search.distribution import GeneDistribution, width_epochs
 from factory.search.evaluation import Complexity, SubnetEvaluator
-from factory.search.feasibility import Budget, check_feasible
+from factory.search.feasibility import Budget, check_feasible, delivered_precision, int8_layout
 from factory.search.hypervolume import hypervolume
 from factory.search.metrics import kendall, spearman
 from factory.search.predictors import PREDICTORS, Predictor, make_predictor, predictor_names
@@ -127,7 +127,7 @@ class SearchEngine:
         self.progress = progress
         self.files = SearchFiles(out_dir)
         self.encoding = get_encoding(settings.mode.encoding, spec)
-        self.complexity = Complexity(spec)
+        self.complexity = Complexity(spec, int8_layout(recipe))
         self.evaluator = SubnetEvaluator(supernets, splits, recipe, self.device, backend)
         self.base_version = self.evaluator.version
         self.archive = Archive(settings.objectives, settings.budgets, settings.capacity)
@@ -288,6 +288,7 @@ class SearchEngine:
     def _check_budgets(self) -> None:
         smallest = self.encoding.decode(smallest_vector(self.encoding))
         budget = Budget.from_dict(self.settings.budgets).with_model(self.latency_model)
+        budget = budget.with_int8(self.complexity.int8)
         check_feasible(self.spec, budget, [smallest], f"raise {budget.flags()}")
 
     # ------------------------------------------------------------------ evaluation
@@ -548,6 +549,7 @@ class SearchEngine:
             "algorithm": self.settings.mode.name,
             "objectives": list(self.settings.objectives),
             "budgets": self.settings.budgets,
+            "flash_ram_precision": "fp32" if self.complexity.int8 is None else "int8",
             "latency_profile": str(getattr(self.latency_model, "path", "")) or None,
             "iterations": self.iteration,
             "evaluations": self.evaluator.evaluations,
@@ -660,7 +662,8 @@ def run_search(
     if force and folder.exists():
         shutil.rmtree(folder)
     torch_device = resolve_device(device)
-    model = LatencyModel(spec, latency_profile) if latency_profile is not None else None
+    precision = delivered_precision(resolved)
+    model = LatencyModel(spec, latency_profile, precision) if latency_profile is not None else None
     engine = SearchEngine(
         resolved,
         spec,

@@ -26,6 +26,7 @@ from factory.recipe import Recipe
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
 from factory.space.footprint import footprint
+from factory.space.footprint_int8 import Int8Layout, int8_footprint
 from factory.train.batchnorm import calibration_subset
 from factory.train.device import resolve_precision
 from factory.train.evaluate import Evaluator, onnx_session
@@ -46,19 +47,23 @@ def weights_version(supernets: dict[float, OFASupernet], salt: Any = None) -> st
 
 
 class Complexity:
-    """Analytic params and MACs of configs (exact, `factory.space.counting`), and their FP32 graph's flash and
-    RAM bytes (exact, `factory.space.footprint`), memoised by config key."""
+    """Analytic params and MACs of configs (exact, `factory.space.counting`), and the flash and RAM bytes of
+    the graph the build delivers (exact: the INT8 graph of `int8`'s layout, else the FP32 graph), memoised
+    by config key."""
 
-    def __init__(self, spec: SpaceSpec) -> None:
+    def __init__(self, spec: SpaceSpec, int8: Int8Layout | None = None) -> None:
         self.spec = spec
+        self.int8 = int8
         self._counts: dict[str, tuple[int, int]] = {}
         self._footprints: dict[str, tuple[int, int]] = {}
 
     def footprint(self, config: SubnetConfig) -> tuple[int, int]:
-        """(flash bytes, RAM bytes) of the deployable network's exported FP32 graph."""
+        """(flash bytes, RAM bytes) of the deployable network's delivered graph."""
         key = config.key()
         if key not in self._footprints:
-            self._footprints[key] = footprint(self.spec, config)
+            int8 = self.int8
+            figures = footprint(self.spec, config) if int8 is None else int8_footprint(self.spec, config, None, int8)
+            self._footprints[key] = figures
         return self._footprints[key]
 
     def __call__(self, config: SubnetConfig) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from factory.errors import FactoryError
 from factory.space.config import SpaceSpec, SubnetConfig, smallest_config
 from factory.space.counting import count_macs, count_params
 from factory.space.footprint import footprint as graph_footprint
+from factory.space.footprint_int8 import Int8Layout, int8_footprint
 
 BUDGETED = ("params", "macs", "flash", "ram", "latency")
 FLAGS = {
@@ -29,8 +30,10 @@ FLAGS = {
 
 @dataclass(frozen=True)
 class Budget:
-    """Device limits; None means unlimited. flash and ram are bytes of the exported FP32 graph
-    (`factory.space.footprint`): its initializers, and its peak activation memory at batch 1."""
+    """Device limits; None means unlimited. flash and ram are bytes of the graph the build delivers: its
+    initializers and its peak activation memory at batch 1, of the INT8 QDQ graph when `int8` gives the
+    quantizer's layout (`factory.space.footprint_int8`), else of the exported FP32 graph
+    (`factory.space.footprint`)."""
 
     params: int | None = None
     macs: int | None = None
@@ -38,6 +41,7 @@ class Budget:
     ram: int | None = None
     latency: float | None = None  # milliseconds at batch 1, predicted by `latency_model`
     latency_model: Callable[..., float] | None = field(default=None, compare=False, repr=False)
+    int8: Int8Layout | None = field(default=None, compare=False)
 
     @classmethod
     def from_dict(cls, budgets: Mapping[str, float | None]) -> Budget:
@@ -50,6 +54,10 @@ class Budget:
     def with_model(self, model: Callable[..., float] | None) -> Budget:
         """The same limits, latency predicted by `model` (config, exits) -> ms."""
         return replace(self, latency_model=model)
+
+    def with_int8(self, layout: Int8Layout | None) -> Budget:
+        """The same limits, flash and RAM counted in the INT8 graph of `layout` (None: the FP32 graph)."""
+        return replace(self, int8=layout)
 
     @property
     def limited(self) -> bool:
@@ -78,7 +86,7 @@ class Budget:
 
     def fits(self, spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> bool:
         """Whether the network of `config` with `exits` (default: its own exit) meets every limit."""
-        values = figures(spec, config, exits, footprint=self.needs_footprint)
+        values = figures(spec, config, exits, footprint=self.needs_footprint, int8=self.int8)
         return self.allows(**values, latency=self.predicted(config, exits))
 
     def predicted(self, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> float | None:
@@ -99,6 +107,8 @@ class Budget:
             parts.append(f"flash <= {format_bytes(self.flash)}")
         if self.ram is not None:
             parts.append(f"RAM <= {format_bytes(self.ram)}")
+        if self.needs_footprint:
+            parts[-1] += f" ({'FP32' if self.int8 is None else 'INT8'} graph)"
         if self.latency is not None:
             parts.append(f"latency <= {self.latency:g} ms")
         return " and ".join(parts) or "no budget"
@@ -115,12 +125,35 @@ class Budget:
 
 
 def figures(
-    spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None, footprint: bool = True
+    spec: SpaceSpec,
+    config: SubnetConfig,
+    exits: tuple[int, ...] | None = None,
+    footprint: bool = True,
+    int8: Int8Layout | None = None,
 ) -> dict[str, int | None]:
-    """params, MACs and (when `footprint`) the FP32 graph's flash and RAM bytes of `config` with `exits`."""
+    """params, MACs and (when `footprint`) the flash and RAM bytes of `config` with `exits`: of its INT8
+    graph when `int8` gives the layout (an ensemble's weights counted as distinct), else of its FP32 graph."""
     out: dict[str, int | None] = {"params": count_params(spec, config, exits), "macs": count_macs(spec, config, exits)}
-    out["flash"], out["ram"] = graph_footprint(spec, config, exits) if footprint else (None, None)
+    out["flash"], out["ram"] = (None, None)
+    if footprint:
+        out["flash"], out["ram"] = (
+            graph_footprint(spec, config, exits) if int8 is None else int8_footprint(spec, config, exits, int8)
+        )
     return out
+
+
+def delivered_precision(recipe: Any) -> str:
+    """ "int8" when a build with `recipe` delivers INT8 graphs (as `int8_layout` counts them), else "fp32"."""
+    return "fp32" if int8_layout(recipe) is None else "int8"
+
+
+def int8_layout(recipe: Any) -> Int8Layout | None:
+    """The INT8 layout a build with `recipe` delivers its picks in (None: FP32). A recipe that keeps some ops
+    in float (export.int8.exclude_ops) is counted in FP32, an upper bound of what it delivers."""
+    settings = recipe.export.int8
+    if not settings.enabled or settings.exclude_ops:
+        return None
+    return Int8Layout(per_channel=settings.per_channel, symmetric_activations=settings.symmetric_activations)
 
 
 def smallest_configs(spec: SpaceSpec) -> list[SubnetConfig]:
@@ -142,7 +175,7 @@ def smallest_reachable(
     express instead (an encoding without an exit gene never reaches the early exits).
     """
     configs = smallest_configs(spec) if configs is None else list(configs)
-    every = [figures(spec, c) for c in configs]
+    every = [figures(spec, c, int8=budget.int8 if budget else None) for c in configs]
     least: dict[str, Any] = {name: min(int(f[name]) for f in every) for name in ("params", "macs", "flash", "ram")}
     least["latency"] = None
     if budget is not None and budget.latency is not None:

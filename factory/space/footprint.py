@@ -30,12 +30,14 @@ FLOAT_BYTES = 4
 class _Node:
     """One graph node: its op family, the tensors it reads and makes, its initializer elements and MACs."""
 
-    op: str  # conv (dense or grouped), bn, add, other
+    op: str  # conv (dense, grouped, or the classifier), bn, add, relu, hswish, hsigmoid, maxpool, flatten, beta, other
     inputs: tuple[int, ...]
     out: int
     weights: int = 0
     macs: int = 0
     depthwise: bool = False
+    channels: int = 0  # a conv's output channels (per-channel INT8 scales)
+    bias: bool = False  # a conv with a bias (BatchNorm folded into it, or the classifier)
 
 
 @dataclass
@@ -91,32 +93,38 @@ def _conv(g: _Graph, x: _Map, cout: int, kernel: int, stride: int = 1, groups: i
     size = conv_out(x.size, kernel, stride)
     weights = x.channels // groups * cout * kernel * kernel + (cout if bias else 0)
     macs = x.channels // groups * cout * kernel * kernel * size * size
-    out = g.node((x.tensor,), cout * size * size, weights, op="conv", macs=macs, depthwise=groups > 1)
+    out = g.node(
+        (x.tensor,), cout * size * size, weights, op="conv", macs=macs, depthwise=groups > 1, channels=cout, bias=bias
+    )
     return _Map(out, cout, size)
 
 
-def _unary(g: _Graph, x: _Map, weights: int = 0) -> _Map:
-    return _Map(g.node((x.tensor,), x.channels * x.size * x.size, weights), x.channels, x.size)
+def _unary(g: _Graph, x: _Map, op: str = "other") -> _Map:
+    """An elementwise node (an activation, a constant's scale, a flatten) of the same size as its input."""
+    return _Map(g.node((x.tensor,), x.channels * x.size * x.size, op=op), x.channels, x.size)
 
 
 def _batchnorm(g: _Graph, x: _Map) -> _Map:
     """A BatchNormalization node (scale, bias, mean, variance per channel), unless `fold_batchnorms` merges it."""
-    return _Map(g.node((x.tensor,), x.channels * x.size * x.size, 4 * x.channels, op="bn"), x.channels, x.size)
+    elements, channels = x.channels * x.size * x.size, x.channels
+    return _Map(g.node((x.tensor,), elements, 4 * channels, op="bn", channels=channels), channels, x.size)
 
 
 def _add(g: _Graph, a: _Map, b: _Map) -> _Map:
     return _Map(g.node((a.tensor, b.tensor), a.channels * a.size * a.size, op="add"), a.channels, a.size)
 
 
-def _mbconv(g: _Graph, x: _Map, cout: int, kernel: int, expand: float, stride: int, se: bool, residual: bool) -> _Map:
+def _mbconv(
+    g: _Graph, x: _Map, cout: int, kernel: int, expand: float, stride: int, act: str, se: bool, residual: bool
+) -> _Map:
     mid = mbconv_mid_channels(x.channels, expand)
-    h = x if expand == 1 else _unary(g, _conv(g, x, mid, 1))  # expand conv + act
-    h = _unary(g, _conv(g, h, mid, kernel, stride, groups=mid))  # depthwise + act
+    h = x if expand == 1 else _unary(g, _conv(g, x, mid, 1), act)  # expand conv + act
+    h = _unary(g, _conv(g, h, mid, kernel, stride, groups=mid), act)  # depthwise + act
     if se:
         pooled = _Map(g.node((h.tensor,), mid), mid, 1)  # GlobalAveragePool
         red = se_channels(mid)
-        s = _unary(g, _conv(g, pooled, red, 1))  # reduce + ReLU
-        s = _unary(g, _conv(g, s, mid, 1))  # expand + HardSigmoid
+        s = _unary(g, _conv(g, pooled, red, 1), "relu")  # reduce + ReLU
+        s = _unary(g, _conv(g, s, mid, 1), "hsigmoid")  # expand + HardSigmoid
         h = _Map(g.node((h.tensor, s.tensor), mid * h.size * h.size), mid, h.size)  # Mul
     h = _conv(g, h, cout, 1)
     return _add(g, h, x) if residual else h
@@ -124,21 +132,21 @@ def _mbconv(g: _Graph, x: _Map, cout: int, kernel: int, expand: float, stride: i
 
 def _level(g: _Graph, spec: SpaceSpec, stage: int, index: int, width: float, block, x: _Map) -> _Map:
     cin, cout, stride = block_io(spec, stage, index, width)
-    se, residual = spec.squeeze_excite[stage], index > 0
+    act, se, residual = spec.activations[stage], spec.squeeze_excite[stage], index > 0
     if not spec.parallel:
-        return _mbconv(g, x, cout, block.kernel, block.expand, stride, se, residual)
+        return _mbconv(g, x, cout, block.kernel, block.expand, stride, act, se, residual)
     mask, out = block_mask(spec, block), None
     if mask & BRANCH_MBCONV:
-        out = _mbconv(g, x, cout, block.kernel, block.expand, stride, se, residual)
+        out = _mbconv(g, x, cout, block.kernel, block.expand, stride, act, se, residual)
     if mask & BRANCH_CONV1X1:
-        branch = _unary(g, _conv(g, x, cout, 1, stride))
+        branch = _unary(g, _conv(g, x, cout, 1, stride), act)
         out = branch if out is None else _add(g, out, branch)
     if mask & BRANCH_TRANSFORM:
         h = x
         if stride > 1:
             size = conv_out(x.size, 3, stride, 1)  # MaxPool 3x3, pad 1
-            h = _Map(g.node((x.tensor,), x.channels * size * size), x.channels, size)
-        h = _unary(g, _conv(g, h, cout, 1)) if cin != cout else _unary(g, _batchnorm(g, h))
+            h = _Map(g.node((x.tensor,), x.channels * size * size, op="maxpool"), x.channels, size)
+        h = _unary(g, _conv(g, h, cout, 1) if cin != cout else _batchnorm(g, h), act)
         out = h if out is None else _add(g, out, h)
     return out
 
@@ -165,12 +173,12 @@ def _stage(g: _Graph, spec: SpaceSpec, config: SubnetConfig, stage: int, x: _Map
 
 def _head(g: _Graph, spec: SpaceSpec, stage: int, width: float, x: _Map) -> _Map:
     mid, features = spec.head_channels(stage, width)
-    h = _unary(g, _conv(g, x, mid, 1))  # expand + BN folded + HardSwish
+    h = _unary(g, _conv(g, x, mid, 1), "hswish")  # expand + BN folded + HardSwish
     h = _Map(g.node((h.tensor,), mid), mid, 1)  # GlobalAveragePool
-    h = _unary(g, _conv(g, h, features, 1, bias=False))  # features + HardSwish
-    h = _unary(g, h)  # Flatten
-    weights = features * spec.num_classes + spec.num_classes
-    return _Map(g.node((h.tensor,), spec.num_classes, weights, op="conv", macs=weights - spec.num_classes), 1, 1)
+    h = _unary(g, _conv(g, h, features, 1, bias=False), "hswish")  # features + HardSwish
+    h = _unary(g, h, "flatten")
+    n, weights = spec.num_classes, features * spec.num_classes + spec.num_classes
+    return _Map(g.node((h.tensor,), n, weights, op="conv", macs=weights - n, channels=n, bias=True), 1, 1)
 
 
 def _graph(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> _Graph:
@@ -179,24 +187,25 @@ def _graph(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None 
     exits = resolve_exits(spec, config, exits)
     g = _Graph()
     x = _Map(g.tensor(3 * config.resolution**2), 3, config.resolution)
-    x = _unary(g, _conv(g, x, spec.stem_out(config.width), 3, 2))  # stem + HardSwish
+    x = _unary(g, _conv(g, x, spec.stem_out(config.width), 3, 2), "hswish")  # stem + HardSwish
     first = spec.first_block_out(config.width)
-    x = _mbconv(g, x, first, 3, 1, 1, False, residual=x.channels == first)
+    x = _mbconv(g, x, first, 3, 1, 1, "relu", False, residual=x.channels == first)
     logits = []
     for stage in range(max(exits)):
         x = _stage(g, spec, config, stage, x)
         if stage + 1 in exits:
             logits.append(_head(g, spec, stage, config.width, x))
     if len(logits) > 1:
-        total = _unary(g, logits[0])  # beta_1 * logits_1
+        total = _unary(g, logits[0], "beta")  # beta_1 * logits_1
         for head in logits[1:]:
-            total = _add(g, total, _unary(g, head))
+            total = _add(g, total, _unary(g, head, "beta"))
     g.fold_batchnorms()
     return g
 
 
-def _peak(g: _Graph) -> int:
-    """The largest total element count alive while a node runs (see the module docstring)."""
+def _peak(g: _Graph, itemsize: list[int] | None = None) -> int:
+    """The largest total size alive while a node runs (see the module docstring): elements, or bytes when
+    `itemsize` gives each tensor's bytes per element."""
     last = len(g.nodes) - 1
     start = {0: 0}
     end = {0: 0}
@@ -207,8 +216,9 @@ def _peak(g: _Graph) -> int:
     end[g.nodes[-1].out] = last  # the graph's output lives to the end
     delta = np.zeros(len(g.nodes) + 1, dtype=np.int64)
     for tensor, first in start.items():
-        delta[first] += g.sizes[tensor]
-        delta[end[tensor] + 1] -= g.sizes[tensor]
+        size = g.sizes[tensor] * (itemsize[tensor] if itemsize else 1)
+        delta[first] += size
+        delta[end[tensor] + 1] -= size
     return int(np.cumsum(delta)[:-1].max())
 
 
