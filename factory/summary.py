@@ -126,7 +126,7 @@ def latency_fit(run: Path, pick: dict[str, Any], model: Any, budget: dict[str, A
         folder = run / "picks" / pick["id"]
         graph = main_graph(_read(folder / "export.json"), pick["exit"])
         fit = device_fit(run, folder, graph, fp32=True)
-        fits = all(budget.get(n) is None or fit[f"{n}_bytes"] <= budget[n] for n in ("flash", "ram"))
+        fits = budget_check(fit, {n: budget.get(n) for n in ("flash", "ram")})["meets_budget"]
         if fp32 <= limit and fits:
             out.update(fit, latency_measured_ms=round(fp32, 4))
             out["delivered_reason"] = (

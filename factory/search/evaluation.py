@@ -25,8 +25,7 @@ from factory.errors import FactoryError
 from factory.recipe import Recipe
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
-from factory.space.footprint import footprint
-from factory.space.footprint_int8 import Int8Layout, int8_footprint
+from factory.space.footprint_int8 import Int8Layout, delivered_footprint
 from factory.train.batchnorm import calibration_subset
 from factory.train.device import resolve_precision
 from factory.train.evaluate import Evaluator, onnx_session
@@ -61,9 +60,7 @@ class Complexity:
         """(flash bytes, RAM bytes) of the deployable network's delivered graph."""
         key = config.key()
         if key not in self._footprints:
-            int8 = self.int8
-            figures = footprint(self.spec, config) if int8 is None else int8_footprint(self.spec, config, None, int8)
-            self._footprints[key] = figures
+            self._footprints[key] = delivered_footprint(self.spec, config, None, self.int8)
         return self._footprints[key]
 
     def __call__(self, config: SubnetConfig) -> tuple[int, int]:

@@ -15,8 +15,7 @@ from factory.budget import format_bytes, format_count
 from factory.errors import FactoryError
 from factory.space.config import SpaceSpec, SubnetConfig, smallest_config
 from factory.space.counting import count_macs, count_params
-from factory.space.footprint import footprint as graph_footprint
-from factory.space.footprint_int8 import Int8Layout, int8_footprint
+from factory.space.footprint_int8 import Int8Layout, delivered_footprint
 
 BUDGETED = ("params", "macs", "flash", "ram", "latency")
 FLAGS = {
@@ -136,9 +135,7 @@ def figures(
     out: dict[str, int | None] = {"params": count_params(spec, config, exits), "macs": count_macs(spec, config, exits)}
     out["flash"], out["ram"] = (None, None)
     if footprint:
-        out["flash"], out["ram"] = (
-            graph_footprint(spec, config, exits) if int8 is None else int8_footprint(spec, config, exits, int8)
-        )
+        out["flash"], out["ram"] = delivered_footprint(spec, config, exits, int8)
     return out
 
 

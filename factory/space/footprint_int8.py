@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from factory.space.config import SpaceSpec, SubnetConfig
-from factory.space.footprint import _Graph, _graph, _Node, _peak
+from factory.space.footprint import _Graph, _graph, _Node, _peak, footprint
 
 FLOAT_BYTES = 4
 INT32_BYTES = 4
@@ -105,4 +105,11 @@ def int8_footprint(
     return flash, _peak(g, itemsize)
 
 
-__all__ = ["Int8Layout", "int8_footprint", "qdq_graph"]
+__all__ = ["Int8Layout", "delivered_footprint", "int8_footprint", "qdq_graph"]
+
+
+def delivered_footprint(
+    spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None, int8: Int8Layout | None = None
+) -> tuple[int, int]:
+    """(flash_bytes, ram_bytes) of the graph a build delivers: INT8 with `int8`'s layout, else FP32."""
+    return footprint(spec, config, exits) if int8 is None else int8_footprint(spec, config, exits, int8)
