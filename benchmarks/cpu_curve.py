@@ -6,8 +6,8 @@ Each point is one whole build, `factory build --budget-params 0.3M --dataset ima
 the shipped `cifar10-cpu` recipe with only its super-network training scaled (warm-up and elastic epochs;
 search and post-processing unchanged), run as its own process and timed by the wall clock:
   short:   6 warm-up + 1 elastic epochs,
-  default: the shipped recipe (19 + 1),
-  long:    28 + 2.
+  mid:     19 + 1 (the recipe's split before the curve chose 28 + 2),
+  default: the shipped recipe (28 + 2).
 For each point: the best pick's test top-1 after post-processing (percent) and its params, the build's minutes,
 and the estimate printed before the build next to the measured seconds of every stage (RUN/build.json).
 Each point's result is kept in WORK/<point>.json; --reuse keeps points already measured there. Human lines go
@@ -27,7 +27,7 @@ from benchmarks.transfer import best_pick, factory_command, say
 RECIPE = "cifar10-cpu"
 TARGET_TOP1 = 85.0
 ESTIMATE_TOLERANCE = 0.25
-POINTS = {"short": (6, 1), "default": (None, None), "long": (28, 2)}  # (warm-up epochs, elastic epochs)
+POINTS = {"short": (6, 1), "mid": (19, 1), "default": (None, None)}  # (warm-up epochs, elastic epochs)
 
 
 def point_recipe(work: Path, name: str) -> tuple[Path, int, int]:

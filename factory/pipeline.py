@@ -212,8 +212,10 @@ def _stage_transfer(request: BuildRequest) -> dict[str, Any]:
     plan = request.plan
     if plan is None or plan.mode == "reuse":
         return {"skipped": "no --supernet" if plan is None else "the super-network was trained on this data"}
-    metrics = transfer_supernet(plan, request.recipe, request.out, device=request.device, progress=request.progress)
-    keep = ("largest_test_top1", "smallest_test_top1", "train_seconds")
+    metrics = transfer_supernet(
+        plan, request.recipe, request.out, device=request.device, progress=request.progress, budget=request.budget()
+    )
+    keep = ("largest_test_top1", "smallest_test_top1", "train_seconds", "trained_for_budget")
     return {"mode": plan.mode, "head_epochs": request.recipe.transfer.head_epochs} | {k: metrics.get(k) for k in keep}
 
 

@@ -16,12 +16,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
 from factory.io import file_sha256
 from factory.recipe import Recipe
 from factory.space.config import SpaceSpec
+
+if TYPE_CHECKING:
+    from factory.search.feasibility import Budget
 
 TARGET_ONLY = ("num_classes", "resolutions", "dropout")  # what a target may change; the rest shapes the weights
 MODES = ("reuse", "retarget", "transfer")
@@ -160,10 +163,12 @@ def transfer_supernet(
     progress: bool = True,
     splits: Any = None,
     callbacks: Sequence[Any] = (),
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
     """Write RUN/supernet/supernet.pt for the target: the source retargeted, its new heads warmed up and, as
     the recipe asks, the whole network tuned (`transfer_phases`; resumable epoch by epoch like any training,
-    `callbacks` as the trainer's), evaluated on the target's test split. Returns the metrics."""
+    `callbacks` as the trainer's), evaluated on the target's test split. Returns the metrics. `budget` (the
+    build's) steers the elastic epochs' sampling as in training, when `train.budget_share` asks for it."""
     from factory.train.trainer import SupernetTrainer
 
     nets = retargeted_supernets(plan, recipe.train.seed)
@@ -177,7 +182,8 @@ def transfer_supernet(
         supernets=nets,
         phases=phases,
         callbacks=callbacks,
+        budget=budget,
     )
-    trainer.provenance = {"source": plan.describe()}
+    trainer.provenance["source"] = plan.describe()  # beside the budget its elastic epochs sampled within, if any
     trainer.resume()
     return trainer.run()

@@ -17,6 +17,8 @@ from factory.latency.onnxruntime_runner import make_session
 from factory.pipeline import BuildRequest, build
 from factory.recipe import load_recipe, recipe_from_dict, save_recipe
 from factory.search.distribution import width_epochs
+from factory.search.feasibility import Budget
+from factory.space import largest_config, smallest_config
 from factory.space.config import SubnetConfig
 from factory.space.counting import count_params
 from factory.train.trainer import FINAL, load_supernets, train_supernet
@@ -127,6 +129,23 @@ def test_the_head_warm_up_trains_only_the_heads(folders, tmp_path):
     assert [h["phase"] for h in metrics["history"]] == ["heads-w1", "heads-w1", "heads-w1.2", "heads-w1.2"]
     assert state["spec"].num_classes == 5 and list(state["spec"].resolutions) == TARGET_RES
     assert state["source"]["mode"] == "transfer" and state["source"]["classes"] == 3
+
+
+def test_the_transfer_s_elastic_epochs_sample_within_the_build_s_budget(folders, tmp_path):
+    recipe = tiny_recipe_for(
+        folders["target"],
+        TARGET_RES,
+        transfer={"role": "target", "head_epochs": 0, "elastic_epochs": 1},
+        train={"budget_share": 1.0},
+    )
+    plan = plan_transfer(folders["supernet"], recipe, num_classes=5)
+    spec = plan.target_spec
+    low = count_params(spec, smallest_config(spec, max(spec.widths)).with_exit(1))
+    high = count_params(spec, largest_config(spec, max(spec.widths)))
+    budget = Budget(params=int((low * high) ** 0.5))
+    metrics = transfer_supernet(plan, recipe, tmp_path, device="cpu", progress=False, budget=budget)
+    assert metrics["trained_for_budget"] == {"params": budget.params, "macs": None, "share": 1.0}
+    assert metrics["source"]["mode"] == "transfer"  # the source is recorded beside the budget, not instead
 
 
 def test_an_interrupted_head_warm_up_resumes_to_the_same_weights(folders, tmp_path):
