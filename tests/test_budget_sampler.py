@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 
 from factory.search.feasibility import Budget
-from factory.space import largest_config, smallest_config
 from factory.space.counting import count_params
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
 from factory.train.budget_sampler import BudgetSampler
 from factory.train.trainer import FINAL, Phase, SupernetTrainer, load_supernets
 
-from .train_helpers import tiny_recipe, tiny_splits
-
-
-def _middle_budget(spec) -> Budget:
-    low = count_params(spec, smallest_config(spec, max(spec.widths)).with_exit(1))
-    high = count_params(spec, largest_config(spec, max(spec.widths)))
-    return Budget(params=int((low * high) ** 0.5))
+from .train_helpers import middle_budget, tiny_recipe, tiny_splits
 
 
 def _fits(spec, budget: Budget, config) -> bool:
@@ -31,7 +24,7 @@ def _fits(spec, budget: Budget, config) -> bool:
 
 def test_a_full_share_draws_only_networks_within_the_budget():
     spec = tiny_recipe().space.to_spec(10)
-    budget = _middle_budget(spec)
+    budget = middle_budget(spec)
     encoding = get_encoding("nat2", spec)
     uniform = sample_configs(encoding, 200, np.random.default_rng(0))
     assert not all(_fits(spec, budget, c) for c in uniform)  # the budget binds
@@ -42,7 +35,7 @@ def test_a_full_share_draws_only_networks_within_the_budget():
 @pytest.mark.parametrize("share", [0.25, 0.5, 0.75])
 def test_a_partial_share_draws_at_least_that_share_within_the_budget(share):
     spec = tiny_recipe().space.to_spec(10)
-    budget = _middle_budget(spec)
+    budget = middle_budget(spec)
     encoding = get_encoding("nat2", spec)
     base = np.mean([_fits(spec, budget, c) for c in sample_configs(encoding, 600, np.random.default_rng(1))])
     drawn = BudgetSampler(encoding, spec, budget, share)(600, np.random.default_rng(1))
@@ -54,7 +47,7 @@ def test_a_partial_share_draws_at_least_that_share_within_the_budget(share):
 def test_the_trainer_samples_within_the_budget_only_when_the_recipe_asks(tmp_path):
     recipe = tiny_recipe("ee-dense", budget_share=1.0)
     spec = recipe.space.to_spec(4)
-    budget = _middle_budget(spec)
+    budget = middle_budget(spec)
     trainer = SupernetTrainer(recipe, None, device="cpu", splits=tiny_splits(), progress=False, budget=budget)
     targets = trainer.step_targets(Phase("elastic", 1.0, 1, 0.01), np.random.default_rng(0), 40)
     assert all(count_params(spec, t.config) <= budget.params for t in targets)
@@ -65,7 +58,7 @@ def test_the_trainer_samples_within_the_budget_only_when_the_recipe_asks(tmp_pat
 
 def test_a_trained_super_network_records_the_budget_it_was_trained_for(tmp_path):
     recipe = tiny_recipe("ee-dense", {"widths": [1.0]}, budget_share=0.8, warmup_epochs=0)
-    budget = _middle_budget(recipe.space.to_spec(4))
+    budget = middle_budget(recipe.space.to_spec(4))
     trainer = SupernetTrainer(recipe, tmp_path, device="cpu", splits=tiny_splits(), progress=False, budget=budget)
     metrics = trainer.run()
     expected = {"params": budget.params, "macs": None, "share": 0.8}

@@ -17,8 +17,6 @@ from factory.latency.onnxruntime_runner import make_session
 from factory.pipeline import BuildRequest, build
 from factory.recipe import load_recipe, recipe_from_dict, save_recipe
 from factory.search.distribution import width_epochs
-from factory.search.feasibility import Budget
-from factory.space import largest_config, smallest_config
 from factory.space.config import SubnetConfig
 from factory.space.counting import count_params
 from factory.train.trainer import FINAL, load_supernets, train_supernet
@@ -32,7 +30,7 @@ from factory.transfer import (
 )
 
 from .build_helpers import tiny_build_recipe
-from .train_helpers import InterruptAfter
+from .train_helpers import InterruptAfter, middle_budget
 
 SOURCE_RES, TARGET_RES = [16], [16, 24]
 
@@ -139,10 +137,7 @@ def test_the_transfer_s_elastic_epochs_sample_within_the_build_s_budget(folders,
         train={"budget_share": 1.0},
     )
     plan = plan_transfer(folders["supernet"], recipe, num_classes=5)
-    spec = plan.target_spec
-    low = count_params(spec, smallest_config(spec, max(spec.widths)).with_exit(1))
-    high = count_params(spec, largest_config(spec, max(spec.widths)))
-    budget = Budget(params=int((low * high) ** 0.5))
+    budget = middle_budget(plan.target_spec)
     metrics = transfer_supernet(plan, recipe, tmp_path, device="cpu", progress=False, budget=budget)
     assert metrics["trained_for_budget"] == {"params": budget.params, "macs": None, "share": 1.0}
     assert metrics["source"]["mode"] == "transfer"  # the source is recorded beside the budget, not instead

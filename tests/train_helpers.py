@@ -8,6 +8,10 @@ import torch
 
 from factory.data import DatasetSplits, Split
 from factory.recipe import recipe_from_dict
+from factory.search.feasibility import Budget
+from factory.space import largest_config, smallest_config
+from factory.space.config import SpaceSpec
+from factory.space.counting import count_params
 
 TINY_SPACE = {
     "resolutions": [16, 24],
@@ -75,3 +79,11 @@ def tiny_splits(n_train: int = 96, n_eval: int = 64, classes: int = 4, seed: int
         return Split((base + noise).clamp(0, 255).to(torch.uint8).contiguous(), labels.long())
 
     return DatasetSplits(make(n_train), make(n_eval), make(n_eval), classes, [str(i) for i in range(classes)], "tiny")
+
+
+def middle_budget(spec: SpaceSpec) -> Budget:
+    """A parameter budget halfway (geometrically) between the smallest exit-1 and the largest network at the
+    widest width: it binds, and some sub-networks still fit."""
+    low = count_params(spec, smallest_config(spec, max(spec.widths)).with_exit(1))
+    high = count_params(spec, largest_config(spec, max(spec.widths)))
+    return Budget(params=int((low * high) ** 0.5))

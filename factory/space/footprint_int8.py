@@ -105,11 +105,11 @@ def int8_footprint(
     return flash, _peak(g, itemsize)
 
 
-__all__ = ["Int8Layout", "delivered_footprint", "int8_footprint", "qdq_graph"]
-
-
 def delivered_footprint(
     spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None, int8: Int8Layout | None = None
 ) -> tuple[int, int]:
     """(flash_bytes, ram_bytes) of the graph a build delivers: INT8 with `int8`'s layout, else FP32."""
     return footprint(spec, config, exits) if int8 is None else int8_footprint(spec, config, exits, int8)
+
+
+__all__ = ["Int8Layout", "delivered_footprint", "int8_footprint", "qdq_graph"]
