@@ -100,8 +100,10 @@ def estimate_stages(
     return {"stages": left, "total": round(sum(left.values()), 1), "images_per_second": round(ips, 1)}
 
 
-def describe_estimate(estimate: dict[str, Any]) -> str:
-    """One line for the build's log: the total and the stages that take a second or more."""
+def describe_estimate(estimate: dict[str, Any], basis: str | None = None) -> str:
+    """One line for the build's log: the total and the stages that take a second or more. `basis` says what
+    the figures come from (default: the timed step and its rate)."""
     parts = ", ".join(f"{k} ~{_minutes(v)}" for k, v in estimate["stages"].items() if v >= 1)
-    total, rate = _minutes(estimate["total"]), estimate["images_per_second"]
-    return f"estimated time: ~{total} ({parts}; from a timed step at {rate:,.0f} training images/s)"
+    total = _minutes(estimate["total"])
+    basis = basis or f"from a timed step at {estimate['images_per_second']:,.0f} training images/s"
+    return f"estimated time: ~{total} ({parts}; {basis})"

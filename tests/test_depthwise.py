@@ -48,3 +48,22 @@ def test_module_uses_plain_conv_in_eval_and_fast_path_in_training(monkeypatch: p
     assert not calls  # exported graphs and fvcore see the plain convolution
     conv.train()(torch.randn(2, 6, 7, 7))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_cudnn_free_path_matches_the_plain_conv_in_value_dtype_and_layout(
+    layout: torch.memory_format, dtype: torch.dtype
+) -> None:
+    """The CUDA path's computation (float32, default layout, autocast off), checked where it can run: a CPU."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 6, 6, generator=g).to(dtype).contiguous(memory_format=layout)
+    w = torch.randn(5, 1, 5, 5, generator=g, dtype=dtype)
+    xi, wi = x.clone().requires_grad_(), w.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = depthwise.native_depthwise_conv2d(xi, wi, 2)
+    out.float().sum().backward()
+    expected = F.conv2d(x.float(), w.float(), None, 2, 2, 1, 5)
+    assert out.dtype == dtype and out.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(out.float(), expected, rtol=1e-2 if dtype == torch.bfloat16 else 1e-5, atol=1e-2)
+    assert xi.grad is not None and wi.grad is not None and xi.grad.dtype == dtype

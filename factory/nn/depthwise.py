@@ -10,6 +10,12 @@ kernels. Two facts make that slow to train on CPU and how to fix it exactly:
 `python -m benchmarks.depthwise` (2 cores, batch 128, forward + backward, three runs): 480ch 1x1 k7
 59-65 -> 0.8-1.1 ms, 240ch 2x2 k7 22-23 -> 1.1-2.5 ms, 144ch 4x4 k7 17-30 -> 10-13 ms; 8x8 and larger
 maps keep the plain convolution, which is as fast there.
+
+On CUDA the same convolution runs on PyTorch's own depthwise kernels instead of cuDNN's: cuDNN 9 builds (and for
+depthwise convolutions compiles at run time) an execution plan for every new input shape, and an elastic
+super-network meets new shapes at nearly every step. On an H200 (torch 2.11, cuDNN 9, 2026-12-04) a CIFAR-10
+elastic step with new sub-networks took 4-15 s against 0.1-0.2 s for a repeated one (`python -m
+benchmarks.gpu_throughput --probe`); PyTorch picks its own kernel for a float32 input in the default layout.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torc
     """
     kernel, (height, width) = weight.shape[-1], x.shape[-2:]
     if x.device.type != "cpu":
-        return F.conv2d(x, weight, None, stride, kernel // 2, 1, x.shape[1])
+        return native_depthwise_conv2d(x, weight, stride)
     crop_h, crop_w = _crop(kernel, height), _crop(kernel, width)
     if crop_h or crop_w:
         weight = weight[:, :, crop_h : kernel - crop_h, crop_w : kernel - crop_w]
@@ -43,17 +49,30 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torc
     return F.conv2d(x, weight, None, stride, (pad_h, pad_w), 1, x.shape[1])
 
 
+def native_depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """The depthwise convolution on PyTorch's own kernels (forward and backward), never cuDNN's: a float32
+    input in the default layout, autocast off, the result back in the input's dtype and layout. Why: cuDNN's
+    per-shape set-up cost (module docstring)."""
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    with torch.autocast(x.device.type, enabled=False):
+        y = F.conv2d(
+            x.float().contiguous(), weight.float().contiguous(), None, stride, weight.shape[-1] // 2, 1, x.shape[1]
+        )
+    y = y.to(x.dtype)
+    return y.contiguous(memory_format=torch.channels_last) if channels_last else y
+
+
 class DepthwiseConv2d(nn.Conv2d):
     """A depthwise nn.Conv2d that trains through `depthwise_conv2d`.
 
-    Inference (eval mode) keeps the plain convolution, so exported graphs and fvcore's MAC counts are
-    those of the network as specified.
+    Inference (eval mode) on a CPU keeps the plain convolution, so exported graphs and fvcore's MAC counts
+    are those of the network as specified; on CUDA it takes the same cuDNN-free path as training.
     """
 
     def __init__(self, channels: int, kernel: int, stride: int) -> None:
         super().__init__(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training or x.device.type == "cuda":
             return depthwise_conv2d(x, self.weight, self.stride[0])
         return super().forward(x)
