@@ -5,7 +5,7 @@
 For each of the eight kinds with the real channel plan (SpaceSpec defaults, 32x32 input): `--configs` random
 sub-networks from NAT2's depth-uniform sampler, with the width cycled over 1.0 / 1.2 and the exit over every
 exit the kind has (so a short run still covers them). Each deployable single-exit network is built and traced
-by `factory.measure` (strict: every op counted or explicitly free), and its headline MACs (conv + linear) and
+by `factory.finetune.measure` (strict: every op counted or explicitly free), and its headline MACs (conv + linear) and
 trainable parameters are compared with `count_macs` / `count_params`.
 - mismatches: configs where either figure differs (must be 0; the first few are printed to stderr).
 - fvcore_s: mean seconds per config of building the StaticNetwork and tracing it.
@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from benchmarks import run_cli
-from factory.measure import measure_network
+from factory.finetune.measure import measure_network
 from factory.nn import StaticNetwork
 from factory.space import KINDS, SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params

@@ -21,7 +21,7 @@ import torch
 from factory.data import Split
 from factory.elastic import build_supernet
 from factory.space import SpaceSpec, largest_config
-from factory.train.evaluate import Evaluator
+from factory.training.evaluate import Evaluator
 
 
 def _say(text: str) -> None:

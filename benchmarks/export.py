@@ -21,15 +21,15 @@ from pathlib import Path
 
 import torch
 
+from factory.bench.stats import latency_summary
+from factory.bench.timing import time_calls
 from factory.data import load_dataset
-from factory.export_run import parity_inputs
-from factory.exporters.onnx import check_parity, export_onnx
-from factory.exporters.pick import deployment_graphs
-from factory.latency.onnxruntime_runner import make_session
-from factory.latency.stats import latency_summary
-from factory.latency.timing import time_calls
-from factory.postprocess.run import load_pick_model
+from factory.export.onnx import check_parity, export_onnx
+from factory.export.pick import deployment_graphs
+from factory.export.run import parity_inputs
+from factory.nn.pick_file import load_pick_model
 from factory.recipe import load_recipe
+from factory.runtime import make_session
 
 SHIPPED_PICK = Path(__file__).parent / "data" / "digits_pick.pt"
 

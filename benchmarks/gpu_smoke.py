@@ -69,7 +69,7 @@ TINY: dict[str, Any] = {
         "adapt_epochs": 1,
         "hv_reference": [1.0, 200000.0],
     },
-    "postprocess": {"picks": 2, "max_epochs": 1, "patience": 1, "batch_size": 64},
+    "finetune": {"picks": 2, "max_epochs": 1, "patience": 1, "batch_size": 64},
     "export": {"parity_images": 64},
     "benchmark": {"warmup": 2, "iterations": 5, "batch_sizes": [1, 4]},
 }
@@ -167,9 +167,9 @@ def eval_throughput(run: Path, device: str, repeats: int = 5) -> float:
     from factory.data import load_dataset
     from factory.runinfo import run_recipe
     from factory.space import largest_config
-    from factory.train.device import resolve_device, resolve_precision
-    from factory.train.evaluate import Evaluator
-    from factory.train.trainer import load_supernets
+    from factory.training.device import resolve_device, resolve_precision
+    from factory.training.evaluate import Evaluator
+    from factory.training.trainer import load_supernets
 
     recipe = run_recipe(run)
     spec, nets, _ = load_supernets(run / "supernet" / "supernet.pt")
@@ -191,7 +191,7 @@ def eval_throughput(run: Path, device: str, repeats: int = 5) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from factory.train.device import resolve_device
+    from factory.training.device import resolve_device
 
     device = str(resolve_device(args.device).type)
     recipe = recipe_from_dict(TINY, "gpu_smoke")

@@ -66,7 +66,7 @@ def _sync(device: torch.device) -> None:
 
 def train_rates(recipe: Recipe, splits: DatasetSplits, device: str, batch: int) -> dict[str, Any]:
     """Images/s of the warm-up and elastic loops at `batch` (lr scaled linearly), 2 epochs each, the second kept."""
-    from factory.train.trainer import Phase, SupernetTrainer
+    from factory.training.trainer import Phase, SupernetTrainer
 
     scale = batch / recipe.train.batch_size
     train = dataclasses.replace(recipe.train, batch_size=batch)
@@ -101,9 +101,9 @@ def eval_rates(trainer: Any, splits: DatasetSplits, repeats: int = 3) -> dict[st
     from factory.space import largest_config
     from factory.space.encoding import get_encoding
     from factory.space.sampling import sample_configs
-    from factory.train.batchnorm import calibration_subset
-    from factory.train.evaluate import Evaluator
-    from factory.train.trainer import evaluate_config
+    from factory.training.batchnorm import calibration_subset
+    from factory.training.evaluate import Evaluator
+    from factory.training.trainer import evaluate_config
 
     recipe, device = trainer.recipe, trainer.device
     t, d = recipe.train, recipe.data
@@ -142,7 +142,7 @@ def eval_rates(trainer: Any, splits: DatasetSplits, repeats: int = 3) -> dict[st
 def _step(trainer: Any, run: Any, targets: list[Any], i: int, gen: torch.Generator) -> float:
     """One training step of `targets` on batch `i` of the trainer's split, as the trainer runs it; its seconds."""
     from factory.data import augment_batch, normalize
-    from factory.train.device import autocast
+    from factory.training.device import autocast
 
     t, d, device, data = trainer.recipe.train, trainer.recipe.data, trainer.device, trainer.train_data
     started = time.perf_counter()
@@ -245,7 +245,7 @@ def step_costs(recipe: Recipe, splits: DatasetSplits, device: str, steps: int = 
     """Seconds of elastic steps: one sub-network set repeated (its first step cold, then warm) against a new set
     every step, and the maximal network, per precision with cuDNN on and off: tells a per-shape set-up cost
     from the step itself."""
-    from factory.train.trainer import Phase, SupernetTrainer
+    from factory.training.trainer import Phase, SupernetTrainer
 
     width = max(recipe.space.widths)
     out: dict[str, Any] = {}
@@ -279,7 +279,7 @@ class _Sized:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from factory.train.device import resolve_device
+    from factory.training.device import resolve_device
 
     device = resolve_device(args.device)
     recipe = load_recipe(args.recipe)

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import run_cli
-from factory.profiling.device import profile_kit
-from factory.profiling.kit import kit_configs, write_kit
-from factory.profiling.predictor import (
+from factory.budget.feasibility import Budget, int8_layout
+from factory.profile.device import profile_kit
+from factory.profile.kit import kit_configs, write_kit
+from factory.profile.predictor import (
     LatencyPredictor,
     accuracy,
     cross_validated,
@@ -38,7 +39,6 @@ from factory.profiling.predictor import (
     profiled_precisions,
 )
 from factory.recipe import load_recipe
-from factory.search.feasibility import Budget, int8_layout
 from factory.space.config import SubnetConfig
 
 

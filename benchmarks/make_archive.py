@@ -28,7 +28,7 @@ from factory.search.evaluation import Complexity, SubnetEvaluator
 from factory.space.config import SpaceSpec
 from factory.space.encoding import Encoding, get_encoding
 from factory.space.sampling import sample_depth_uniform
-from factory.train.trainer import load_supernets
+from factory.training.trainer import load_supernets
 
 FORMAT = "factory-archive/1"
 DEFAULT_ARCHIVE = Path(__file__).resolve().parent / "data" / "digits_archive.jsonl"

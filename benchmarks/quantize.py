@@ -24,15 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from factory.bench.stats import latency_summary
+from factory.bench.timing import time_calls
 from factory.data import load_dataset
-from factory.exporters.onnx import export_onnx
-from factory.exporters.pick import deployment_graphs
-from factory.latency.onnxruntime_runner import make_session
-from factory.latency.stats import latency_summary
-from factory.latency.timing import time_calls
-from factory.memory import weight_bytes
-from factory.postprocess.run import load_pick_model
-from factory.quantize import (
+from factory.export.int8 import (
     METHODS,
     QuantSettings,
     calibration_images,
@@ -41,7 +36,12 @@ from factory.quantize import (
     qat_network,
     quantize_graph,
 )
+from factory.export.memory import weight_bytes
+from factory.export.onnx import export_onnx
+from factory.export.pick import deployment_graphs
+from factory.nn.pick_file import load_pick_model
 from factory.recipe import load_recipe
+from factory.runtime import make_session
 
 SHIPPED_PICK = Path(__file__).parent / "data" / "digits_pick.pt"
 SHIPPED_CIFAR10_PICK = Path(__file__).parent / "data" / "cifar10_pick.pt"

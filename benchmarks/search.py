@@ -25,7 +25,7 @@ from pathlib import Path
 
 from factory.recipe import load_recipe, recipe_from_dict
 from factory.search.engine import run_search
-from factory.train.checkpoint import load_checkpoint
+from factory.training.checkpoint import load_checkpoint
 
 NAT_K = 8
 

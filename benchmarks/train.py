@@ -27,8 +27,8 @@ from factory.elastic import build_supernet
 from factory.space import SpaceSpec, SubnetConfig, largest_config
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
-from factory.train.losses import ensemble_teacher_probs
-from factory.train.objective import ElasticObjective, StepTarget
+from factory.training.losses import ensemble_teacher_probs
+from factory.training.objective import ElasticObjective, StepTarget
 
 
 def _say(text: str) -> None:

@@ -86,8 +86,9 @@ def train_command(
 ) -> None:
     """Train the super-networks of the recipe's kind into RUN/supernet/."""
     from factory.recipe import choose_recipe
-    from factory.train.trainer import dump_metrics, train_supernet
-    from factory.transfer import require_source
+    from factory.train.run import train_supernet
+    from factory.train.transfer import require_source
+    from factory.training.trainer import dump_metrics
 
     recipe = choose_recipe(recipe_name, dataset, data_dir, device, seed, seeded=("train",))
     require_source(recipe, None)
@@ -194,7 +195,7 @@ def finetune_command(
     device: str,
 ) -> None:
     """Choose the picks under the budget and run the two-step post-processing on each."""
-    from factory.postprocess.run import finetune_run
+    from factory.finetune.run import finetune_run
 
     budgets = _budgets(budget_params, budget_macs, budget_flash, budget_ram)
     results = finetune_run(run_dir, pick=pick, device=device, **budgets)
@@ -212,7 +213,7 @@ def finetune_command(
 def export_command(run_dir: str, int8: bool) -> None:
     """Export every pick to ONNX (one graph per exit, plus the AEP ensemble), check parity, build TensorRT engines
     and check each against its graph, then quantize each graph to INT8 with the accuracy guard."""
-    from factory.export_run import export_run
+    from factory.export.run import export_run
 
     records = export_run(run_dir, int8=int8)
     click.echo(f"exported {sum(len(r['graphs']) for r in records)} graphs of {len(records)} picks")
@@ -277,7 +278,7 @@ def bench_command(
     from pathlib import Path
 
     if run_dir is not None:
-        from factory.bench_run import bench_run
+        from factory.bench.run import bench_run
 
         bench_run(run_dir, force=force)
         return
@@ -286,8 +287,8 @@ def bench_command(
     path = Path(model)
     if not path.is_file():
         raise FactoryError(f"{path} not found; pass the .onnx (or .engine) file written by `factory export`")
+    from factory.bench import bench_model
     from factory.io import write_json_atomic
-    from factory.latency import bench_model
 
     if path.name.endswith(".engine.failed"):
         raise FactoryError(f"{path} failed its accuracy check (see {path.name}.json); it is not benchmarked")
@@ -326,8 +327,8 @@ def report_command(run_dir: str, device_results: tuple[str, ...]) -> None:
     """Write RUN/summary.json, report.md, report.html and pareto.png (with every device's results)."""
     from pathlib import Path
 
-    from factory.handoff.merge import add_device_reports
-    from factory.summary import write_summary_and_report
+    from factory.bundle.merge import add_device_reports
+    from factory.report.summary import write_summary_and_report
 
     if not (Path(run_dir) / "picks" / "picks.json").is_file():
         raise FactoryError(f"{run_dir} has no picks; run `factory build` (or finetune and export) first")
@@ -343,7 +344,7 @@ def report_command(run_dir: str, device_results: tuple[str, ...]) -> None:
 @_friendly
 def bundle_command(run_dir: str, pick: str | None, every: bool) -> None:
     """Write RUN/handoff/<id>/ and <id>.zip: graphs, labels, preprocessing, model card, samples, hashes."""
-    from factory.handoff.bundle import bundle_run
+    from factory.bundle.bundle import bundle_run
 
     if pick and every:
         raise FactoryError("--pick and --all contradict each other; pass one of them")
@@ -364,7 +365,7 @@ def verify_command(bundle: str, threads: int, out_file: str | None) -> None:
     """
     from pathlib import Path
 
-    from factory.handoff.verify import verify_bundle
+    from factory.bundle.verify import verify_bundle
 
     report, problems = verify_bundle(bundle, threads, out_file)
     for graph in report["graphs"]:
@@ -389,7 +390,7 @@ def verify_command(bundle: str, threads: int, out_file: str | None) -> None:
 @_friendly
 def profile_kit_command(run_dir: str, out_dir: str, count: int, seed: int) -> None:
     """Write a kit of sample sub-networks of RUN's space (ONNX + manifest) to time on a device."""
-    from factory.profiling.kit import make_kit
+    from factory.profile.kit import make_kit
 
     manifest = make_kit(run_dir, out_dir, count=count, seed=seed)
     click.echo(f"wrote {manifest}; on the device: factory profile {out_dir} --out device.json")
@@ -410,7 +411,7 @@ def profile_command(kit: str, out_file: str, threads: int, runs: int, warmup: in
 
     Needs only onnxruntime, numpy and click (install the factory wheel with --no-deps beside them).
     """
-    from factory.profiling.device import profile_kit, read_manifest
+    from factory.profile.device import profile_kit, read_manifest
 
     total = len(read_manifest(kit)["networks"]) * rounds
     with click.progressbar(length=total, label="profiling", file=sys.stderr, show_eta=True) as bar:

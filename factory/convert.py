@@ -14,8 +14,8 @@ from typing import Any
 
 from factory.errors import FactoryError
 from factory.io import save_torch_atomic
-from factory.postprocess.run import LEGACY_PICK_FORMAT, PICK_FORMAT
-from factory.train.checkpoint import FORMAT, LEGACY_FORMAT, to_plain
+from factory.nn.pick_file import LEGACY_PICK_FORMAT, PICK_FORMAT
+from factory.training.checkpoint import FORMAT, LEGACY_FORMAT, to_plain
 from factory.untrusted import UnsafeFileError, load_plain
 
 UPGRADES = {LEGACY_FORMAT: FORMAT, LEGACY_PICK_FORMAT: PICK_FORMAT}

@@ -38,7 +38,7 @@ def training_images_per_second(recipe: Recipe, num_classes: int, device: torch.d
     """Images/s of one forward + backward of the largest network (all exits) at the recipe's batch size."""
     from factory.nn import StaticNetwork
     from factory.space import largest_config
-    from factory.train.device import autocast, memory_format, resolve_precision
+    from factory.training.device import autocast, memory_format, resolve_precision
 
     spec = recipe.space.to_spec(num_classes)
     config = largest_config(spec, max(spec.widths), max(spec.resolutions))
@@ -76,7 +76,7 @@ def estimate_stages(
     estimate can be checked stage by stage), with the timed step's rate. `reuse`: the super-network is given
     (no training); `transfer`: and its heads are warmed up on this data first."""
     ips = training_images_per_second(recipe, splits.num_classes, device)
-    t, s, p, x = recipe.train, recipe.search, recipe.postprocess, recipe.transfer
+    t, s, p, x = recipe.train, recipe.search, recipe.finetune, recipe.transfer
     n_train, n_val = len(splits.train), max(len(splits.val), 1)
     widths = len(recipe.space.widths)
     epoch = n_train / ips * TRAINING_LOOP_COST

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe
-from factory.transfer import TransferPlan
+from factory.train.transfer import TransferPlan
 
 if TYPE_CHECKING:
-    from factory.search.feasibility import Budget
+    from factory.budget.feasibility import Budget
 
 BUILD_FORMAT = "factory-build/1"
 STAGES = ("data", "train", "transfer", "search", "finetune", "export", "bench", "report", "bundle")
@@ -55,7 +55,7 @@ class BuildRequest:
 
     def budget(self) -> Budget:
         """Every limit given (flash and ram in bytes)."""
-        from factory.search.feasibility import Budget, int8_layout
+        from factory.budget.feasibility import Budget, int8_layout
 
         limits = (self.budget_params, self.budget_macs, self.budget_flash, self.budget_ram, self.budget_latency)
         return Budget(*limits).with_model(self.latency_model).with_int8(int8_layout(self.recipe))
@@ -105,7 +105,7 @@ def read_build_state(out: Path) -> dict[str, Any] | None:
 def prepare_run_folder(request: BuildRequest) -> dict[str, Any]:
     """Check the run folder against --resume / --force and return the build state to continue."""
     from factory.runinfo import ensure_writable
-    from factory.train.checkpoint import recipe_differences
+    from factory.training.checkpoint import recipe_differences
 
     out = request.out
     exists = out.is_dir() and any(out.iterdir())
@@ -146,13 +146,13 @@ def _digest(path: Path) -> str:
 def _check_budget(request: BuildRequest, num_classes: int) -> Any:
     """An infeasible budget (or a latency profile of another space) is an error before any training, naming
     the smallest reachable figures. Returns the latency model fitted on the profile (None without one)."""
-    from factory.postprocess.picks import check_feasible
+    from factory.finetune.picks import check_feasible
 
     spec = request.recipe.space.to_spec(num_classes)
     budget, model = request.budget(), None
     if request.latency_profile is not None:
-        from factory.profiling.predictor import LatencyModel
-        from factory.search.feasibility import delivered_precision
+        from factory.budget.feasibility import delivered_precision
+        from factory.profile.predictor import LatencyModel
 
         model = LatencyModel(spec, request.latency_profile, delivered_precision(request.recipe))
         budget = budget.with_model(model)
@@ -182,7 +182,8 @@ def _keep_profile(request: BuildRequest, model: Any) -> None:
 def _stage_train(request: BuildRequest) -> dict[str, Any]:
     """Train the super-network, or take --supernet: as it is (same data and space) or as the transfer's source."""
     from factory.runinfo import record_run
-    from factory.train.trainer import FINAL, train_supernet
+    from factory.train.run import train_supernet
+    from factory.training.trainer import FINAL
 
     final = request.out / "supernet" / FINAL
     plan = request.plan
@@ -207,7 +208,7 @@ def _stage_train(request: BuildRequest) -> dict[str, Any]:
 
 def _stage_transfer(request: BuildRequest) -> dict[str, Any]:
     """The source's heads rebuilt for the target and warmed up (other data), or its space retargeted."""
-    from factory.transfer import transfer_supernet
+    from factory.train.transfer import transfer_supernet
 
     plan = request.plan
     if plan is None or plan.mode == "reuse":
@@ -227,27 +228,27 @@ def _stage_search(request: BuildRequest) -> dict[str, Any]:
 
 
 def _stage_finetune(request: BuildRequest) -> dict[str, Any]:
-    from factory.postprocess.run import finetune_run
+    from factory.finetune.run import finetune_run
 
     picks = finetune_run(request.out, **request.stage_options())
     return {"picks": [p["id"] for p in picks]}
 
 
 def _stage_export(request: BuildRequest) -> dict[str, Any]:
-    from factory.export_run import export_run
+    from factory.export.run import export_run
 
     records = export_run(request.out, progress=request.progress)
     return {"graphs": sum(len(r["graphs"]) for r in records)}
 
 
 def _stage_bench(request: BuildRequest) -> dict[str, Any]:
-    from factory.bench_run import bench_run
+    from factory.bench.run import bench_run
 
     return {"models": len(bench_run(request.out, progress=request.progress))}
 
 
 def _stage_report(request: BuildRequest) -> dict[str, Any]:
-    from factory.summary import write_summary_and_report
+    from factory.report.summary import write_summary_and_report
 
     write_summary_and_report(request.out, request.device_used)
     return {"summary": "summary.json", "report": "report.html"}
@@ -255,7 +256,7 @@ def _stage_report(request: BuildRequest) -> dict[str, Any]:
 
 def _stage_bundle(request: BuildRequest) -> dict[str, Any]:
     """A hand-off bundle per pick (RUN/handoff/<id>/ and .zip) for the device team."""
-    from factory.handoff.bundle import bundle_run
+    from factory.bundle.bundle import bundle_run
 
     folders = bundle_run(request.out)
     return {"bundles": [str(f.relative_to(request.out)) for f in folders]}
@@ -277,8 +278,8 @@ def build(request: BuildRequest) -> dict[str, Any]:
     """Run every unfinished stage in order; returns summary.json's content."""
     from factory.data import load_dataset
     from factory.estimate import describe_estimate, estimate_stages
-    from factory.train.device import resolve_device
-    from factory.transfer import plan_transfer, require_source
+    from factory.train.transfer import plan_transfer, require_source
+    from factory.training.device import resolve_device
 
     device = resolve_device(request.device)
     request.device_used = str(device)
@@ -286,7 +287,7 @@ def build(request: BuildRequest) -> dict[str, Any]:
     request.latency_model = _check_budget(request, splits.num_classes)
     require_source(request.recipe, request.supernet)
     if request.supernet is not None:
-        from factory.train.trainer import load_supernets
+        from factory.training.trainer import load_supernets
 
         load_supernets(request.supernet)  # a corrupt or foreign file fails before anything is written
         request.plan = plan_transfer(request.supernet, request.recipe, splits.num_classes)

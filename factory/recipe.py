@@ -23,7 +23,7 @@ from factory.data.config import DataConfig
 from factory.errors import FactoryError
 from factory.space.config import SpaceConfig
 
-# The shipped recipes: package data (the repository's recipes/ folder, installed as factory/recipes/).
+# The shipped recipes: package data (factory/recipes/*.yaml).
 RECIPES_DIR = importlib.resources.files("factory") / "recipes"
 
 
@@ -50,7 +50,7 @@ class TrainConfig:
     sandwich: bool = False
     sandwich_share: Fraction = 0.0  # the maximal network's share of each sandwich step's loss; 0 = 1/(k+1)
     # Builds only (`factory build` knows its budget): this share of the elastic phase's sampled sub-networks is
-    # drawn from within the budget (factory.train.budget_sampler); 0 = the whole space, as `factory train`.
+    # drawn from within the budget (factory.training.budget_sampler); 0 = the whole space, as `factory train`.
     budget_share: Probability = 0.0
     kd_weight: NonNegative = 1.0  # loss = kd_weight * KD + CE; teacher = width-1.2 maximal network
     aep_weighting: str = "desc"  # unif | asc | desc | mix: exit weights of early-exit maximal networks
@@ -59,12 +59,10 @@ class TrainConfig:
     bn_calib_batch: PositiveInt = 100
     eval_batch_size: PositiveInt = 500
     channels_last: bool = True
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16: see factory.train.device (auto: fp32 on CPU)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: see factory.training.device (auto: fp32 on CPU)
     seed: Seed = 0
 
     def __post_init__(self) -> None:
-        from factory.train.device import PRECISIONS
-
         if self.precision not in PRECISIONS:
             raise FactoryError(f"train.precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.subnet_loss not in SUBNET_LOSSES:
@@ -72,6 +70,7 @@ class TrainConfig:
 
 
 SUBNET_LOSSES = ("sum", "mean")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # train.precision: see factory.training.device
 ROLES = ("source", "target")
 
 
@@ -129,7 +128,7 @@ class SearchConfig:
 
 
 @dataclass
-class PostprocessConfig:
+class FinetuneConfig:
     """Two-step fine-tuning of the picks (paper section 3.5)."""
 
     picks: PositiveInt = 4  # the best-accuracy pick, the best in the second objective, and others along the front
@@ -218,7 +217,7 @@ class Recipe:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
-    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
@@ -318,8 +317,14 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+# Sections renamed since earlier releases: an older recipe (or a run's stored recipe) still reads.
+SECTION_ALIASES = {"postprocess": "finetune"}
+
+
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Validate a plain mapping into a Recipe; errors name the key and `source`."""
+    if isinstance(data, dict) and any(old in data for old in SECTION_ALIASES):
+        data = {SECTION_ALIASES.get(k, k) if SECTION_ALIASES.get(k) not in data else k: v for k, v in data.items()}
     try:
         return _build(Recipe, data, "")
     except FactoryError as exc:

@@ -40,7 +40,7 @@ def tiny_budget() -> int:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "factory", "exporters", "recipes")
+SOURCES = ("pyproject.toml", "README.md", "factory")
 
 
 def build_wheel(base: Path) -> Path:

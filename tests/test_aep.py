@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from factory.errors import FactoryError
-from factory.train.aep import aep_loss, aep_weights, ensemble_logits, prune_exits
-from factory.train.losses import distillation_loss, ensemble_teacher_probs
+from factory.training.aep import aep_loss, aep_weights, ensemble_logits, prune_exits
+from factory.training.losses import distillation_loss, ensemble_teacher_probs
 
 
 def test_documented_weights_for_five_exits():

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from factory.search.feasibility import Budget
+from factory.budget.feasibility import Budget
 from factory.space.counting import count_params
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
-from factory.train.budget_sampler import BudgetSampler
-from factory.train.trainer import FINAL, Phase, SupernetTrainer, load_supernets
+from factory.training.budget_sampler import BudgetSampler
+from factory.training.trainer import FINAL, Phase, SupernetTrainer, load_supernets
 
 from .train_helpers import middle_budget, tiny_recipe, tiny_splits
 

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from factory.cli import main
 from factory.data import load_dataset
-from factory.export_run import parity_inputs
-from factory.latency.onnxruntime_runner import make_session
-from factory.measure import measure_network
+from factory.export.run import parity_inputs
+from factory.finetune.measure import measure_network
+from factory.nn.pick_file import load_pick_model
 from factory.pipeline import STAGES, BuildRequest, build
-from factory.postprocess.run import load_pick_model
+from factory.runtime import make_session
 
 from .build_helpers import tiny_budget, tiny_build_recipe, write_tiny_recipe
 
@@ -131,7 +131,7 @@ def test_every_onnx_file_runs_with_the_recorded_parity(finished):
             path = out / rel
             assert path.is_file()
             got = make_session(path).run(["logits"], {"image": inputs.numpy()})[0]
-            from factory.exporters.pick import deployment_graphs
+            from factory.export.pick import deployment_graphs
 
             with torch.no_grad():
                 expected = deployment_graphs(net)[path.stem](inputs).numpy()

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from factory.train import distributed
-from factory.train.device import autocast, grad_scaler, resolve_precision
-from factory.train.distributed import DistInfo, all_mean, placement
-from factory.train.evaluate import Evaluator
+from factory.training import distributed
+from factory.training.device import autocast, grad_scaler, resolve_precision
+from factory.training.distributed import DistInfo, all_mean, placement
+from factory.training.evaluate import Evaluator
 
 from .train_helpers import tiny_recipe, tiny_splits
 
@@ -101,7 +101,7 @@ def test_eager_top1_matches_the_logits_path() -> None:
     split = tiny_splits(n_train=8, n_eval=40).val
     evaluator = Evaluator(split, (0.5,) * 3, (0.5,) * 3, 16, backend="eager")
     probe = _Probe()
-    from factory.train.evaluate import top1
+    from factory.training.evaluate import top1
 
     assert evaluator.top1(probe, 24) == [top1(evaluator.logits(probe, 24)[0], split.labels)]
 
@@ -114,7 +114,7 @@ def test_autocast_is_a_no_op_for_fp32() -> None:
 
 
 def test_training_records_its_precision_and_fp16_trains_with_a_scaler(tmp_path) -> None:
-    from factory.train.trainer import SupernetTrainer
+    from factory.training.trainer import SupernetTrainer
 
     recipe = tiny_recipe("ee-base", space={"widths": [1.0]}, precision="fp16", warmup_epochs=1, epochs=1)
     trainer = SupernetTrainer(recipe, tmp_path, device="cpu", splits=tiny_splits(), progress=False)
@@ -122,7 +122,7 @@ def test_training_records_its_precision_and_fp16_trains_with_a_scaler(tmp_path) 
     metrics = trainer.run()
     assert metrics["precision"] == "fp16"
     assert all(torch.isfinite(p).all() for p in trainer.supernets[1.0].parameters())
-    from factory.train.checkpoint import load_checkpoint
+    from factory.training.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path / "supernet" / "supernet.pt")["metrics"]["precision"] == "fp16"
 

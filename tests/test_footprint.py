@@ -11,11 +11,11 @@ import torch
 
 from benchmarks.memory import randomize
 from factory.budget import format_bytes, parse_size
+from factory.budget.feasibility import Budget, figures
 from factory.errors import FactoryError
-from factory.exporters.onnx import EnsembleNetwork, export_onnx
-from factory.memory import peak_ram_bytes, weight_bytes
+from factory.export.memory import peak_ram_bytes, weight_bytes
+from factory.export.onnx import EnsembleNetwork, export_onnx
 from factory.nn import StaticNetwork
-from factory.search.feasibility import Budget, figures
 from factory.space import KINDS
 from factory.space.config import BRANCH_MBCONV, BRANCH_TRANSFORM, largest_config, smallest_config
 from factory.space.encoding import get_encoding
@@ -116,7 +116,7 @@ def test_budget_needs_the_figures_its_limits_name():
 
 
 def test_the_summary_checks_every_limit_against_the_delivered_figures():
-    from factory.summary import budget_check
+    from factory.report.summary import budget_check
 
     pick = {"params": 900, "macs": 5000, "flash_bytes": 4000, "ram_bytes": 2048, "latency_measured_ms": 0.2}
     budget = {"params": 1000, "macs": None, "flash": 3000, "ram": 4096, "latency": 0.5}

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from benchmarks.memory import randomize
-from factory.exporters.onnx import EnsembleNetwork, export_onnx
-from factory.memory import peak_ram_bytes, weight_bytes
+from factory.budget.feasibility import Budget, figures, int8_layout
+from factory.export.int8 import QuantSettings, quantize_graph
+from factory.export.memory import peak_ram_bytes, weight_bytes
+from factory.export.onnx import EnsembleNetwork, export_onnx
 from factory.nn import StaticNetwork
-from factory.quantize import QuantSettings, quantize_graph
 from factory.recipe import load_recipe
-from factory.search.feasibility import Budget, figures, int8_layout
 from factory.space import KINDS
 from factory.space.config import largest_config, smallest_config
 from factory.space.encoding import get_encoding

@@ -1,4 +1,4 @@
-"""A normal (non-editable) install: the wheel ships one package, `factory`, with its recipes and exporters.
+"""A normal (non-editable) install: the wheel ships one package, `factory`, with its recipes and stage packages.
 
 The wheel is built from a copy of the working tree and installed without -e into a fresh virtual environment
 whose only view of the dependencies is a path line (a `.pth` file) naming this interpreter's site-packages.
@@ -24,8 +24,8 @@ import pytest
 from .build_helpers import build_wheel, tiny_budget, write_tiny_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE_NAMES = sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml"))
-EXPORTER_MODULES = sorted(p.name for p in (ROOT / "exporters").glob("*.py"))
+RECIPE_NAMES = sorted(p.stem for p in (ROOT / "factory" / "recipes").glob("*.yaml"))
+STAGES = ("data", "train", "search", "finetune", "export", "bench", "report", "bundle", "profile")
 
 
 def _run(args: list[str], cwd: Path, timeout: float = 600, **kw) -> subprocess.CompletedProcess[str]:
@@ -73,16 +73,16 @@ def _factory(bindir: Path) -> str:
     return str(bindir / ("factory.exe" if os.name == "nt" else "factory"))
 
 
-def test_wheel_ships_one_package_with_recipes_and_exporters(wheel: Path):
+def test_wheel_ships_one_package_with_recipes_and_stages(wheel: Path):
     with zipfile.ZipFile(wheel) as archive:
         infos = archive.infolist()
     names = {info.filename for info in infos}
     assert {name.split("/")[0] for name in names} == {"factory", f"{wheel.name.split('-py')[0]}.dist-info"}
     for recipe in RECIPE_NAMES:
         assert f"factory/recipes/{recipe}.yaml" in names
-    for module in EXPORTER_MODULES:
-        assert f"factory/exporters/{module}" in names
-    for module in ("latency/__init__.py", "latency/onnxruntime_runner.py", "report/__init__.py", "py.typed"):
+    for stage in STAGES:
+        assert f"factory/{stage}/__init__.py" in names
+    for module in ("export/onnx.py", "bench/onnxruntime_runner.py", "report/summary.py", "py.typed"):
         assert f"factory/{module}" in names
     for info in infos:  # real files, never symlinks
         assert not stat.S_ISLNK(info.external_attr >> 16), info.filename
@@ -139,10 +139,10 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 def test_imports_run_one_way():
-    """factory never imports the measurement scripts or the tests; nothing imports `exporters` by its folder name."""
-    for folder in ("factory", "exporters", "benchmarks", "tests"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            tops = {name.split(".")[0] for name in _imported_modules(path)}
-            assert "exporters" not in tops, f"{path.relative_to(ROOT)}: import factory.exporters instead"
-            if folder in ("factory", "exporters"):  # exporters/ is installed as factory.exporters
-                assert not tops & {"benchmarks", "tests"}, f"{path.relative_to(ROOT)} imports {tops}"
+    """factory never imports the measurement scripts or the tests; the checkout holds no symbolic link."""
+    for path in sorted((ROOT / "factory").rglob("*.py")):
+        tops = {name.split(".")[0] for name in _imported_modules(path)}
+        assert not tops & {"benchmarks", "tests"}, f"{path.relative_to(ROOT)} imports {tops}"
+    tracked = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if tracked.returncode == 0:
+        assert not [line for line in tracked.stdout.splitlines() if line.startswith("120000")], "symbolic links"

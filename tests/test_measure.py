@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from factory.measure import UncountedOpError, measure_config, measure_exits, measure_network
+from factory.finetune.measure import UncountedOpError, measure_config, measure_exits, measure_network
 from factory.space import KINDS, SpaceSpec, SubnetConfig, largest_config, smallest_config
 from factory.space.counting import count_macs, count_params
 from factory.space.encoding import get_encoding

@@ -92,4 +92,12 @@ def test_defaults_are_paper_values():
     recipe = Recipe()
     assert recipe.search.archive_size == 300 and recipe.search.candidates_per_iteration == 25
     assert recipe.train.lr == 2.5e-3 and recipe.train.warmup_lr == 7.5e-3
-    assert recipe.postprocess.patience == 30 and recipe.postprocess.max_epochs == 150
+    assert recipe.finetune.patience == 30 and recipe.finetune.max_epochs == 150
+
+
+def test_a_recipe_with_the_old_postprocess_section_still_reads() -> None:
+    from factory.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict({"finetune": {"picks": 2}}, "new")
+    old = recipe_from_dict({"postprocess": {"picks": 2}}, "old")
+    assert old == recipe and old.finetune.picks == 2

@@ -19,7 +19,7 @@ from factory.search.evaluation import SubnetEvaluator
 from factory.space.config import SubnetConfig
 from factory.space.encoding import get_encoding
 from factory.space.sampling import largest_vector, sample_configs, smallest_vector
-from factory.train.checkpoint import load_checkpoint, save_checkpoint
+from factory.training.checkpoint import load_checkpoint, save_checkpoint
 from tests.train_helpers import tiny_recipe, tiny_splits
 
 SEARCH = {
@@ -145,7 +145,7 @@ def test_budgets_bind_candidates_and_infeasible_budgets_fail(trained, splits, tm
 
 
 def test_flash_and_ram_budgets_bind_candidates(trained, splits, tmp_path) -> None:
-    from factory.search.feasibility import figures, int8_layout
+    from factory.budget.feasibility import figures, int8_layout
 
     run = fresh_run(trained, tmp_path)
     encoding = get_encoding("nat2", json_spec(run))
@@ -171,8 +171,8 @@ def test_flash_and_ram_budgets_bind_candidates(trained, splits, tmp_path) -> Non
 
 
 def test_a_latency_budget_binds_through_the_profile_predictor(trained, splits, tmp_path) -> None:
-    from factory.profiling.kit import space_fingerprint
-    from factory.profiling.predictor import feature_matrix
+    from factory.profile.kit import space_fingerprint
+    from factory.profile.predictor import feature_matrix
 
     run = fresh_run(trained, tmp_path)
     spec = json_spec(run)
@@ -243,7 +243,7 @@ def test_resume_rejects_other_settings_and_corrupt_state(trained, splits, tmp_pa
 
 
 def test_cache_hits_avoid_reevaluation(trained, splits, monkeypatch) -> None:
-    from factory.train.trainer import load_supernets
+    from factory.training.trainer import load_supernets
 
     spec, nets, _ = load_supernets(trained / "supernet" / "supernet.pt")
     evaluator = SubnetEvaluator(nets, splits, make_recipe(), backend="eager")
@@ -271,7 +271,7 @@ def test_cache_hits_avoid_reevaluation(trained, splits, monkeypatch) -> None:
 def test_stepping_with_ask_and_tell_matches_run(trained, splits, tmp_path) -> None:
     from factory.search.engine import SearchEngine
     from factory.search.settings import resolve_settings
-    from factory.train.trainer import load_supernets
+    from factory.training.trainer import load_supernets
 
     recipe = make_recipe(iterations=1, init_multiplier=1)
     ran = search(fresh_run(trained, tmp_path / "ran"), splits, recipe=recipe)

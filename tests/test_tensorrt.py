@@ -15,9 +15,10 @@ import onnx
 import pytest
 import torch
 
-from factory.exporters import engine_check
-from factory.exporters import tensorrt as trt_export
-from factory.exporters.engine_check import (
+from factory.bench.tensorrt_runner import TensorRTRunner, engine_record
+from factory.export import engine_check
+from factory.export import tensorrt as trt_export
+from factory.export.engine_check import (
     MIN_TOP1_AGREEMENT,
     RTOL,
     compare_logits,
@@ -27,9 +28,8 @@ from factory.exporters.engine_check import (
     settle,
     tolerance,
 )
-from factory.exporters.onnx import FP16_MAX, export_onnx, fp16_graph, read_metadata
-from factory.exporters.pick import deployment_graphs, export_pick
-from factory.latency.tensorrt_runner import TensorRTRunner, engine_record
+from factory.export.onnx import FP16_MAX, export_onnx, fp16_graph, read_metadata
+from factory.export.pick import deployment_graphs, export_pick
 from factory.nn import StaticNetwork
 from factory.recipe import ExportConfig, TensorRTConfig
 from factory.space import KINDS, SpaceSpec
@@ -246,7 +246,7 @@ def test_engine_record_is_read_beside_the_engine(tmp_path):
 
 
 def test_onnxruntime_runner_keeps_reporting_its_input_precision(tmp_path):
-    from factory.latency.onnxruntime_runner import OnnxRuntimeRunner
+    from factory.bench.onnxruntime_runner import OnnxRuntimeRunner
 
     net = trained_like("ee-base")
     path = export_onnx(deployment_graphs(net)["exit2"], tmp_path / "exit2.onnx", 24)
@@ -344,9 +344,9 @@ def test_export_checks_every_engine_and_keeps_the_passing_ones(monkeypatch, tmp_
 
 
 def test_export_reports_a_failed_engine_and_keeps_its_onnx(monkeypatch, tmp_path):
-    from factory.bench_run import models_of
+    from factory.bench.run import models_of
+    from factory.report.summary import tensorrt_fields
     from factory.report.tables import engine_cell
-    from factory.summary import tensorrt_fields
 
     def broken(onnx_path, fp16_path, images):  # an engine whose logits come out in the wrong class order
         return np.ascontiguousarray(onnx_logits(fp16_path, images)[:, ::-1])
@@ -369,8 +369,8 @@ def test_export_reports_a_failed_engine_and_keeps_its_onnx(monkeypatch, tmp_path
 
 
 def test_summary_fields_without_an_engine():
+    from factory.report.summary import tensorrt_fields
     from factory.report.tables import engine_cell
-    from factory.summary import tensorrt_fields
 
     fields = tensorrt_fields(trt_export.skipped("no CUDA device is visible"))
     assert fields == {
@@ -385,7 +385,7 @@ def test_summary_fields_without_an_engine():
 
 
 def test_an_export_with_unchecked_engines_is_redone(tmp_path):
-    from factory.export_run import export_done, file_sha256
+    from factory.export.run import export_done, file_sha256
 
     (tmp_path / "model.pt").write_bytes(b"weights")
     (tmp_path / "exit3.onnx").write_bytes(b"graph")
@@ -415,7 +415,7 @@ def _need_tensorrt() -> None:
 @pytest.mark.parametrize("fp16", [False, True])
 def test_engine_interface_precision_and_accuracy(fp16, tmp_path):
     _need_tensorrt()
-    from factory.latency import bench_model
+    from factory.bench import bench_model
 
     net = trained_like("ee-dense")
     path = export_onnx(deployment_graphs(net)["exit3"], tmp_path / "exit3.onnx", 24)

@@ -7,7 +7,8 @@ import torch
 
 from factory.errors import FactoryError
 from factory.space import KINDS
-from factory.train.trainer import SupernetTrainer, train_supernet
+from factory.train.run import train_supernet
+from factory.training.trainer import SupernetTrainer
 from tests.train_helpers import InterruptAfter, tiny_recipe, tiny_splits
 
 ONE_WIDTH = {"widths": [1.0]}
@@ -78,7 +79,7 @@ def test_resume_mid_phase_restores_optimizer(tmp_path):
 
 
 def test_existing_checkpoint_needs_resume(tmp_path, monkeypatch):
-    import factory.train.trainer as trainer_module
+    import factory.training.trainer as trainer_module
 
     recipe = tiny_recipe("se-base", warmup_epochs=1, epochs=0, space=ONE_WIDTH)
     monkeypatch.setattr(trainer_module, "load_dataset", lambda cfg: tiny_splits())
@@ -130,7 +131,7 @@ def test_adaptation_trains_only_sampled_configs(tmp_path, monkeypatch):
 
     from factory.elastic import build_supernets
     from factory.space import largest_config
-    from factory.train.trainer import adapt_supernets
+    from factory.training.trainer import adapt_supernets
 
     recipe = tiny_recipe("se-base", space=ONE_WIDTH)
     splits = tiny_splits(n_train=64)
@@ -159,7 +160,7 @@ def test_sandwich_adds_the_maximal_network_to_every_elastic_batch(sandwich, shar
     import numpy as np
 
     from factory.space import largest_config
-    from factory.train.trainer import Phase
+    from factory.training.trainer import Phase
 
     recipe = tiny_recipe("ee-dense", sandwich=sandwich, sandwich_share=share, subnet_loss="mean")
     trainer = SupernetTrainer(recipe, tmp_path, device="cpu", splits=tiny_splits(), progress=False)
@@ -185,7 +186,7 @@ def test_summed_subnet_losses_weigh_each_network_as_its_own_backward(sandwich, t
     """OFA and NAT accumulate one backward per sub-network: "sum" is "mean" scaled by the step's network count."""
     import numpy as np
 
-    from factory.train.trainer import Phase
+    from factory.training.trainer import Phase
 
     shares = {}
     for reduction in ("mean", "sum"):

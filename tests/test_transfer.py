@@ -13,14 +13,14 @@ from PIL import Image
 
 from factory.cli import main
 from factory.errors import FactoryError
-from factory.latency.onnxruntime_runner import make_session
 from factory.pipeline import BuildRequest, build
 from factory.recipe import load_recipe, recipe_from_dict, save_recipe
+from factory.runtime import make_session
 from factory.search.distribution import width_epochs
 from factory.space.config import SubnetConfig
 from factory.space.counting import count_params
-from factory.train.trainer import FINAL, load_supernets, train_supernet
-from factory.transfer import (
+from factory.train.run import train_supernet
+from factory.train.transfer import (
     body_differences,
     plan_transfer,
     require_source,
@@ -28,6 +28,7 @@ from factory.transfer import (
     transfer_phases,
     transfer_supernet,
 )
+from factory.training.trainer import FINAL, load_supernets
 
 from .build_helpers import tiny_build_recipe
 from .train_helpers import InterruptAfter, middle_budget

@@ -99,7 +99,7 @@ def test_convert_needs_trust_then_writes_plain_data(tmp_path: Path) -> None:
     assert code == 0
     state = load_plain(legacy)
     assert state["format"] == "factory-supernet/2" and state["spec"]["kind"] == "ee-base"
-    from factory.train.checkpoint import load_checkpoint
+    from factory.training.checkpoint import load_checkpoint
 
     assert load_checkpoint(legacy)["spec"] == SpaceSpec(kind="ee-base")
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
+from factory.budget.feasibility import Budget
 from factory.data import DatasetSplits, Split
 from factory.recipe import recipe_from_dict
-from factory.search.feasibility import Budget
 from factory.space import largest_config, smallest_config
 from factory.space.config import SpaceSpec
 from factory.space.counting import count_params

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from factory.handoff.merge import plot_device
+from factory.bundle.merge import plot_device
 from factory.io import write_text_atomic
 from factory.report.plot import plot_pareto
 from factory.report.tables import DEVICE_HEADER, GRAPH_HEADER, PICK_HEADER, device_rows, graph_rows, pick_rows

@@ -6,12 +6,13 @@ state saved; raising from one stops the search, and a later run resumes after th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-if TYPE_CHECKING:
-    from factory.search.engine import SearchEngine
+# The engine (`factory.search.engine.SearchEngine`) calls its callbacks with itself; it is not imported here,
+# since the engine imports its callbacks.
+SearchEngine = Any
 
 
 class IterationCallback(Protocol):

@@ -34,17 +34,17 @@ import torch
 from tqdm.auto import tqdm
 
 from factory.budget import latency_profile_digest, parse_budget, parse_latency, parse_size
+from factory.budget.feasibility import Budget, check_feasible, delivered_precision, int8_layout
 from factory.data import DatasetSplits, load_dataset
 from factory.elastic import OFASupernet
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
-from factory.profiling.predictor import LatencyModel
+from factory.profile.predictor import LatencyModel
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
 from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding, record_field
 from factory.search.callbacks import IterationCallback, ProgressBar
 from factory.search.distribution import GeneDistribution, width_epochs
 from factory.search.evaluation import Complexity, SubnetEvaluator
-from factory.search.feasibility import Budget, check_feasible, delivered_precision, int8_layout
 from factory.search.hypervolume import hypervolume
 from factory.search.metrics import kendall, spearman
 from factory.search.predictors import PREDICTORS, Predictor, make_predictor, predictor_names
@@ -55,8 +55,8 @@ from factory.search.subset import select_subset
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.encoding import get_encoding
 from factory.space.sampling import largest_vector, sample_vectors, smallest_vector
-from factory.train.device import resolve_device
-from factory.train.trainer import adapt_supernets, load_supernets
+from factory.training.device import resolve_device
+from factory.training.trainer import adapt_supernets, load_supernets
 
 # Independent random streams of one iteration.
 STREAM_INIT, STREAM_PREDICTOR, STREAM_SEARCH, STREAM_ADAPT = range(4)

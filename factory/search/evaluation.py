@@ -26,10 +26,10 @@ from factory.recipe import Recipe
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
 from factory.space.footprint_int8 import Int8Layout, delivered_footprint
-from factory.train.batchnorm import calibration_subset
-from factory.train.device import resolve_precision
-from factory.train.evaluate import Evaluator, onnx_session
-from factory.train.trainer import evaluate_config
+from factory.training.batchnorm import calibration_subset
+from factory.training.device import resolve_precision
+from factory.training.evaluate import Evaluator, onnx_session
+from factory.training.trainer import evaluate_config
 
 LATENCY_WARMUP = 3
 LATENCY_RUNS = 10

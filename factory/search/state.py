@@ -25,7 +25,7 @@ from factory.errors import FactoryError
 from factory.io import write_json_atomic, write_text_atomic
 from factory.recipe import Recipe
 from factory.space.config import SpaceSpec
-from factory.train.checkpoint import load_checkpoint, save_checkpoint
+from factory.training.checkpoint import load_checkpoint, save_checkpoint
 
 FORMAT = "factory-search/1"
 LOG, STATE, HISTORY, RESULT = "archive.jsonl", "state.json", "history.json", "result.json"

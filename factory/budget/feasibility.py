@@ -1,0 +1,203 @@
+"""Device budgets: does a network fit them, and can any network of the space fit them at all.
+
+The search (before it samples anything), the build (before it trains anything), the picks (which archive
+members qualify) and AEP pruning (which exit subsets qualify) all ask these two questions, so they are
+answered only here: one predicate, one error naming the smallest reachable counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from factory.budget.parse import format_bytes, format_count
+from factory.errors import FactoryError
+from factory.space.config import SpaceSpec, SubnetConfig, smallest_config
+from factory.space.counting import count_macs, count_params
+from factory.space.footprint_int8 import Int8Layout, delivered_footprint
+
+BUDGETED = ("params", "macs", "flash", "ram", "latency")
+FLAGS = {
+    "params": "--budget-params",
+    "macs": "--budget-macs",
+    "flash": "--budget-flash",
+    "ram": "--budget-ram",
+    "latency": "--budget-latency",
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Device limits; None means unlimited. flash and ram are bytes of the graph the build delivers: its
+    initializers and its peak activation memory at batch 1, of the INT8 QDQ graph when `int8` gives the
+    quantizer's layout (`factory.space.footprint_int8`), else of the exported FP32 graph
+    (`factory.space.footprint`)."""
+
+    params: int | None = None
+    macs: int | None = None
+    flash: int | None = None
+    ram: int | None = None
+    latency: float | None = None  # milliseconds at batch 1, predicted by `latency_model`
+    latency_model: Callable[..., float] | None = field(default=None, compare=False, repr=False)
+    int8: Int8Layout | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_dict(cls, budgets: Mapping[str, float | None]) -> Budget:
+        """From a {"params": n, "macs": m, ...} mapping, missing keys unlimited (e.g. `SearchSettings.budgets`)."""
+        unknown = sorted(set(budgets) - set(BUDGETED))
+        if unknown:
+            raise ValueError(f"unknown budget {', '.join(unknown)}; budgets are {', '.join(BUDGETED)}")
+        return cls(*(budgets.get(name) for name in BUDGETED))
+
+    def with_model(self, model: Callable[..., float] | None) -> Budget:
+        """The same limits, latency predicted by `model` (config, exits) -> ms."""
+        return replace(self, latency_model=model)
+
+    def with_int8(self, layout: Int8Layout | None) -> Budget:
+        """The same limits, flash and RAM counted in the INT8 graph of `layout` (None: the FP32 graph)."""
+        return replace(self, int8=layout)
+
+    @property
+    def limited(self) -> bool:
+        return any(getattr(self, name) is not None for name in BUDGETED)
+
+    @property
+    def needs_footprint(self) -> bool:
+        """Whether checking it needs the flash / RAM walk (slower than the counts)."""
+        return self.flash is not None or self.ram is not None
+
+    def allows(
+        self, params: int, macs: int, flash: int | None = None, ram: int | None = None, latency: float | None = None
+    ) -> bool:
+        """Whether a network with these figures meets every limit (limits are inclusive). A flash, RAM or
+        latency limit needs its figure: leaving it out is a programming error, not a pass."""
+        values = {"params": params, "macs": macs, "flash": flash, "ram": ram, "latency": latency}
+        for name in BUDGETED:
+            limit = getattr(self, name)
+            if limit is None:
+                continue
+            if values[name] is None:
+                raise ValueError(f"a {name} budget is set but no {name} figure was given")
+            if values[name] > limit:
+                return False
+        return True
+
+    def fits(self, spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> bool:
+        """Whether the network of `config` with `exits` (default: its own exit) meets every limit."""
+        values = figures(spec, config, exits, footprint=self.needs_footprint, int8=self.int8)
+        return self.allows(**values, latency=self.predicted(config, exits))
+
+    def predicted(self, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> float | None:
+        """The latency model's milliseconds when a latency limit is set (None otherwise)."""
+        if self.latency is None:
+            return None
+        if self.latency_model is None:
+            raise ValueError("a latency budget needs a latency model (from --latency-profile)")
+        return self.latency_model(config, exits)
+
+    def describe(self) -> str:
+        parts = []
+        if self.params is not None:
+            parts.append(f"params <= {format_count(self.params)}")
+        if self.macs is not None:
+            parts.append(f"MACs <= {format_count(self.macs)}")
+        if self.flash is not None:
+            parts.append(f"flash <= {format_bytes(self.flash)}")
+        if self.ram is not None:
+            parts.append(f"RAM <= {format_bytes(self.ram)}")
+        if self.needs_footprint:
+            parts[-1] += f" ({'FP32' if self.int8 is None else 'INT8'} graph)"
+        if self.latency is not None:
+            parts.append(f"latency <= {self.latency:g} ms")
+        return " and ".join(parts) or "no budget"
+
+    def to_dict(self) -> dict[str, int | None]:
+        """params and macs always (None when unlimited), flash and ram when set: older run folders compare equal."""
+        out: dict[str, int | None] = {"params": self.params, "macs": self.macs}
+        out.update({n: getattr(self, n) for n in ("flash", "ram", "latency") if getattr(self, n) is not None})
+        return out
+
+    def flags(self) -> str:
+        """The command-line flags of the limits that are set, for advice in error messages."""
+        return " / ".join(FLAGS[name] for name in BUDGETED if getattr(self, name) is not None) or "the budget"
+
+
+def figures(
+    spec: SpaceSpec,
+    config: SubnetConfig,
+    exits: tuple[int, ...] | None = None,
+    footprint: bool = True,
+    int8: Int8Layout | None = None,
+) -> dict[str, int | None]:
+    """params, MACs and (when `footprint`) the flash and RAM bytes of `config` with `exits`: of its INT8
+    graph when `int8` gives the layout (an ensemble's weights counted as distinct), else of its FP32 graph."""
+    out: dict[str, int | None] = {"params": count_params(spec, config, exits), "macs": count_macs(spec, config, exits)}
+    out["flash"], out["ram"] = (None, None)
+    if footprint:
+        out["flash"], out["ram"] = delivered_footprint(spec, config, exits, int8)
+    return out
+
+
+def delivered_precision(recipe: Any) -> str:
+    """ "int8" when a build with `recipe` delivers INT8 graphs (as `int8_layout` counts them), else "fp32"."""
+    return "fp32" if int8_layout(recipe) is None else "int8"
+
+
+def int8_layout(recipe: Any) -> Int8Layout | None:
+    """The INT8 layout a build with `recipe` delivers its picks in (None: FP32). A recipe that keeps some ops
+    in float (export.int8.exclude_ops) is counted in FP32, an upper bound of what it delivers."""
+    settings = recipe.export.int8
+    if not settings.enabled or settings.exclude_ops:
+        return None
+    return Int8Layout(per_channel=settings.per_channel, symmetric_activations=settings.symmetric_activations)
+
+
+def smallest_configs(spec: SpaceSpec) -> list[SubnetConfig]:
+    """The smallest config of every width at every exit, at the lowest resolution: whatever the space has."""
+    configs = []
+    for width in spec.widths:
+        base = smallest_config(spec, width=width, resolution=min(spec.resolutions))
+        configs += [base.with_exit(exit_) for exit_ in spec.exits()]
+    return configs
+
+
+def smallest_reachable(
+    spec: SpaceSpec, configs: Iterable[SubnetConfig] | None = None, budget: Budget | None = None
+) -> dict[str, Any]:
+    """The fewest params, MACs, flash and RAM bytes (each minimised on its own) over `configs`, and the
+    least predicted latency when `budget` has a latency limit (None otherwise).
+
+    `configs` defaults to `smallest_configs(spec)`; a search passes the smallest network its encoding can
+    express instead (an encoding without an exit gene never reaches the early exits).
+    """
+    configs = smallest_configs(spec) if configs is None else list(configs)
+    every = [figures(spec, c, int8=budget.int8 if budget else None) for c in configs]
+    least: dict[str, Any] = {name: min(int(f[name]) for f in every) for name in ("params", "macs", "flash", "ram")}
+    least["latency"] = None
+    if budget is not None and budget.latency is not None:
+        least["latency"] = min(budget.predicted(c) for c in configs)
+    return least
+
+
+def check_feasible(
+    spec: SpaceSpec,
+    budget: Budget,
+    configs: Iterable[SubnetConfig] | None = None,
+    advice: str = "raise the budget",
+) -> None:
+    """Fail early, naming the smallest reachable figures, when no network of `configs` (see
+    `smallest_reachable`) can meet `budget`; `advice` ends the one-line message (e.g. the flags to change)."""
+    if not budget.limited:
+        return
+    least = smallest_reachable(spec, configs, budget)
+    if not budget.allows(**least):
+        shown = [f"{format_count(least['params'])} params", f"{format_count(least['macs'])} MACs"]
+        if budget.needs_footprint:
+            shown += [f"{format_bytes(least['flash'])} of flash", f"{format_bytes(least['ram'])} of RAM"]
+        if least["latency"] is not None:
+            shown += [f"{least['latency']:.3g} ms predicted"]
+        raise FactoryError(
+            f"no sub-network can meet {budget.describe()}: the smallest reachable network has "
+            f"{', '.join(shown)}; {advice}"
+        )

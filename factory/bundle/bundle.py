@@ -1,0 +1,303 @@
+"""The host side of the hand-off: RUN/handoff/<id>/ (and <id>.zip) for one pick, everything a device team needs.
+
+A bundle holds the deployed graphs (FP32, and INT8 where it passed the guard), labels.txt, preprocess.json
+(the exact input rule, with a numpy reference in the model card), MODEL_CARD.md (what it classifies, on what
+data, how well overall and per class, its confusion matrix, its size, memory and latency, its limits, how to
+reproduce it), samples.npz (real test images, preprocessed, with each graph's expected outputs),
+bundle.json (what `factory verify` checks) and SHA256SUMS. It is written to a temporary folder and moved in
+place whole, so an interrupted bundle never leaves half a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from factory.errors import FactoryError
+from factory.io import file_sha256
+
+BUNDLE_FORMAT = "factory-bundle/1"
+SAMPLES = 48
+
+
+def _pick(summary: dict[str, Any], pick_id: str) -> dict[str, Any]:
+    for pick in summary["picks"]:
+        if pick["id"] == pick_id:
+            return pick
+    raise FactoryError(
+        f"no pick {pick_id!r} in the summary; choose one of {', '.join(p['id'] for p in summary['picks'])}"
+    )
+
+
+def _graphs(run: Path, pick: dict[str, Any]) -> list[dict[str, Any]]:
+    """The deployed graph in FP32 and, where it passed the INT8 guard, in INT8 (paths relative to RUN)."""
+    graphs = [{"source": pick["deployed_onnx"], "precision": "fp32"}]
+    fp32_name = Path(pick["deployed_onnx"]).name
+    int8 = [p for p in pick["int8"]["onnx"] if Path(p).name == fp32_name.replace(".onnx", ".int8.onnx")]
+    if int8:
+        graphs.append({"source": int8[0], "precision": "int8"})
+    for graph in graphs:
+        graph["file"] = Path(graph["source"]).name
+        graph["outputs"] = f"outputs_{graph['precision']}"
+    return graphs
+
+
+def _predict(path: Path, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    from factory.runtime import make_session
+
+    session = make_session(path)
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: images[i : i + batch]})[0] for i in range(0, len(images), batch)])
+
+
+def _sample_indices(labels: np.ndarray, count: int) -> np.ndarray:
+    """`count` test images taken round-robin over the classes (the first of each class, then the second, ...)."""
+    per_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    order = [idx[i] for i in range(max(len(p) for p in per_class)) for idx in per_class if i < len(idx)]
+    return np.array(order[:count])
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """classes x classes counts: row = true class, column = predicted class."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def _plot_confusion(matrix: np.ndarray, names: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4.0, 0.45 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(names) <= 20:
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(
+                j, i, str(count), ha="center", va="center", fontsize=7, color="white" if shares[i, j] > 0.5 else "black"
+            )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def preprocess_spec(recipe: Any, resolution: int) -> dict[str, Any]:
+    """The exact input rule of the graphs (what `factory.data.model_inputs` does to decoded images)."""
+    size = recipe.data.image_size
+    return {
+        "input": "image",
+        "layout": "NCHW",
+        "dtype": "float32",
+        "channel_order": "RGB",
+        "batch": "any (the samples and latency are batch 1)",
+        "decode": {
+            "size": size,
+            "rule": "convert to RGB, take the centred square (the shorter side), resize to size x size "
+            "bilinearly (PIL BILINEAR); uint8",
+        },
+        "scale": 1 / 255,
+        "mean": list(recipe.data.mean),
+        "std": list(recipe.data.std),
+        "resolution": resolution,
+        "resize": {
+            "when": "after scaling and normalising, only if resolution != decode size",
+            "interpolation": "bilinear",
+            "antialias": resolution < size,
+            "align_corners": False,
+            "rounding": "none (float32 throughout)",
+        },
+    }
+
+
+def _reference() -> str:
+    """The numpy reference of the preprocessing, as a code block for the model card."""
+    source = (Path(__file__).parent / "reference.py").read_text()
+    code = source[source.index("import numpy") :]
+    return f"```python\n{code}```"
+
+
+def _model_card(ctx: dict[str, Any]) -> str:
+    pick, summary, names = ctx["pick"], ctx["summary"], ctx["names"]
+    int8 = pick["int8"]
+    per_class = ctx["per_class"]
+    lines = [
+        f"# {pick['id']}: {summary['dataset']} image classifier ({len(names)} classes)",
+        "",
+        f"- **Test top-1**: {100 * ctx['top1']:.2f}% (FP32, {ctx['test_images']:,} test images)"
+        + (f"; INT8 {100 * int8['top1']:.2f}% ({int8['drop']:.2f} points less)" if int8.get("method") else ""),
+        f"- **Size**: {pick['params']:,} parameters, {pick['macs']:,} MACs at batch 1; flash "
+        f"{pick['flash_bytes']:,} B and RAM {pick['ram_bytes']:,} B ({pick['delivered_precision'].upper()} graph)",
+        f"- **Latency (build machine, onnxruntime CPU, batch 1)**: p50 {ctx['latency']}"
+        + (
+            f"; predicted on the profiled device {pick['latency_predicted_ms']:.4g} ms"
+            if pick.get("latency_predicted_ms")
+            else ""
+        ),
+        f"- **Input**: `image`, 1 x 3 x {ctx['resolution']} x {ctx['resolution']} float32, RGB, normalised "
+        "(preprocess.json)",
+        "",
+        "## What it classifies",
+        "",
+        ", ".join(f"{i}: {n}" for i, n in enumerate(names)) + " (labels.txt, one per line, in output order).",
+        "",
+        "## Data",
+        "",
+        f"Dataset `{summary['dataset']}` ({ctx['data_dir'] or 'embedded'}), split {ctx['splits']} (train / "
+        "validation / test images). Trained on the train split, searched on the validation split, measured on the "
+        "test split.",
+        "",
+        "## Accuracy per class (FP32 graph, test split)",
+        "",
+        "| class | images | top-1 |" + (" INT8 top-1 |" if ctx["per_class_int8"] else ""),
+        "| --- | --- | --- |" + (" --- |" if ctx["per_class_int8"] else ""),
+    ]
+    for i, name in enumerate(names):
+        row = f"| {name} | {per_class[i][1]} | {100 * per_class[i][0]:.2f}% |"
+        if ctx["per_class_int8"]:
+            row += f" {100 * ctx['per_class_int8'][i][0]:.2f}% |"
+        lines.append(row)
+    lines += [
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+        "## Preprocessing",
+        "",
+        "Decode as preprocess.json says (RGB, centred square, bilinear to the decode size), then, in numpy (resize "
+        "exactly so: a plain bilinear resize without antialiasing costs accuracy when shrinking):",
+        "",
+        _reference(),
+        "",
+        "## Limitations",
+        "",
+        f"- Measured only on the test split of `{summary['dataset']}`; images unlike it (other cameras, "
+        "lighting, framing, classes outside labels.txt) are not covered: it always answers one of its classes.",
+        "- A small network under a device budget: check the per-class table for the classes it confuses.",
+        f"- INT8: {int8['status']}.",
+        "- Verify on your device before use: `factory verify` reruns samples.npz and times each graph.",
+        "",
+        "## Reproduce",
+        "",
+        f"- Command: `{' '.join(ctx['argv'])}`" if ctx["argv"] else "- Command: unknown (run.json has no argv)",
+        f"- Recipe `{summary['recipe']}`, seed {summary.get('seed')}, versions: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary.get("versions", {}).items())),
+        "",
+        "| file | SHA-256 |",
+        "| --- | --- |",
+        *(f"| {g['file']} | {g['sha256']} |" for g in ctx["graphs"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def make_bundle(run: str | Path, pick_id: str) -> Path:
+    """Write RUN/handoff/<pick_id>/ and RUN/handoff/<pick_id>.zip; returns the folder."""
+    from factory.bundle.verify import run_graph
+    from factory.data import load_dataset
+    from factory.export.int8 import device_images
+    from factory.io import write_json_atomic
+    from factory.runinfo import run_recipe
+
+    run = Path(run)
+    summary_path = run / "summary.json"
+    if not summary_path.is_file():
+        raise FactoryError(f"{summary_path} not found; finish the build (or run `factory report --run {run}`) first")
+    summary = json.loads(summary_path.read_text())
+    pick = _pick(summary, pick_id)
+    recipe = run_recipe(run)
+    splits = load_dataset(recipe.data)
+    resolution = int(json.loads((run / "picks" / pick_id / "export.json").read_text())["resolution"])
+    graphs = _graphs(run, pick)
+    test = device_images(splits.test.images, recipe.data.mean, recipe.data.std, resolution)
+    labels = splits.test.labels.numpy()
+    names = list(splits.class_names) or [str(i) for i in range(splits.num_classes)]
+    out = run / "handoff" / pick_id
+    tmp = out.with_name(f".{pick_id}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    chosen = _sample_indices(labels, SAMPLES)
+    arrays: dict[str, np.ndarray] = {
+        "images": np.ascontiguousarray(test[chosen]),
+        "labels": labels[chosen],
+        "ids": np.array([f"test-{i}" for i in chosen]),
+    }
+    per_class: dict[str, list[tuple[float, int]]] = {}
+    top1 = {}
+    for graph in graphs:
+        shutil.copyfile(run / graph["source"], tmp / graph["file"])
+        graph["sha256"] = file_sha256(tmp / graph["file"])
+        predicted = _predict(tmp / graph["file"], test).argmax(1)
+        top1[graph["precision"]] = float((predicted == labels).mean())
+        matrix = confusion(labels, predicted, len(names))
+        per_class[graph["precision"]] = [
+            (float(matrix[c, c] / max(matrix[c].sum(), 1)), int(matrix[c].sum())) for c in range(len(names))
+        ]
+        if graph["precision"] == "fp32":
+            _plot_confusion(matrix, names, tmp / "confusion.png")
+        arrays[graph["outputs"]] = run_graph(tmp / graph["file"], arrays["images"], threads=1)
+    np.savez_compressed(tmp / "samples.npz", **arrays)
+    (tmp / "labels.txt").write_text("\n".join(names) + "\n")
+    spec = preprocess_spec(recipe, resolution)
+    write_json_atomic(tmp / "preprocess.json", spec)
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    latency = f"{pick['ort_cpu_p50_ms']:.4g} ms" if pick.get("ort_cpu_p50_ms") else "not measured"
+    ctx = {
+        "pick": pick,
+        "summary": summary,
+        "names": names,
+        "top1": top1["fp32"],
+        "test_images": len(labels),
+        "per_class": per_class["fp32"],
+        "per_class_int8": per_class.get("int8"),
+        "latency": latency,
+        "resolution": resolution,
+        "data_dir": recipe.data.data_dir,
+        "splits": " / ".join(f"{n:,}" for n in (len(splits.train), len(splits.val), len(splits.test))),
+        "argv": info.get("argv", []),
+        "graphs": graphs,
+    }
+    (tmp / "MODEL_CARD.md").write_text(_model_card(ctx))
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "id": f"{summary.get('dataset')}-{pick_id}",
+        "run": str(run),
+        "pick": pick_id,
+        "classes": len(names),
+        "resolution": resolution,
+        "graphs": [{k: g[k] for k in ("file", "precision", "outputs", "sha256")} for g in graphs],
+        "test_top1": top1,
+        "samples": len(chosen),
+    }
+    write_json_atomic(tmp / "bundle.json", manifest)
+    files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+    (tmp / "SHA256SUMS").write_text("".join(f"{file_sha256(tmp / f)}  {f}\n" for f in files))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+    archive = out.with_suffix(".zip")
+    partial = archive.with_name(f".{archive.name}.tmp")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as handle:
+        for path in sorted(out.iterdir()):
+            handle.write(path, f"{pick_id}/{path.name}")
+    partial.replace(archive)
+    return out
+
+
+def bundle_run(run: str | Path, pick: str | None = None) -> list[Path]:
+    """Bundles of one pick, or of every pick of the run."""
+    from factory.export.run import run_picks
+
+    ids = [pick] if pick else [entry["id"] for entry in run_picks(Path(run))]
+    return [make_bundle(run, ident) for ident in ids]

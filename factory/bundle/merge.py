@@ -1,0 +1,85 @@
+"""Device reports back in the run: `factory report --run RUN --device-results FILE...`.
+
+Each `factory verify` report is checked and kept in RUN/devices/ (so every later report shows it), then the
+summary gets a `devices` list and the report a table and a plot per device: each pick's latency there,
+beside the latency predicted from a device profile where the build had one, and the build machine's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from factory.bundle.verify import REPORT_FORMAT
+
+
+def add_device_reports(run: Path, files: list[str | Path]) -> list[Path]:
+    """Copy each valid device report into RUN/devices/ (named by its content); a bad one is a clear error."""
+    from factory.io import file_sha256, read_json_input, write_json_atomic
+
+    kept = []
+    for file in files:
+        path = Path(file)
+        hint = "pass the device-report.json `factory verify` wrote"
+        report = read_json_input(path, "--device-results", REPORT_FORMAT, hint, "graphs")
+        digest = file_sha256(path)[:12]
+        target = run / "devices" / f"{report.get('pick', 'pick')}-{digest}.json"
+        write_json_atomic(target, report)
+        kept.append(target)
+    return kept
+
+
+def device_entries(run: Path, picks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The summary's `devices` list: one entry per kept report, grouped by machine."""
+    folder = run / "devices"
+    if not folder.is_dir():
+        return []
+    by_pick = {p["id"]: p for p in picks}
+    devices: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.json")):
+        report = json.loads(path.read_text())
+        machine = report.get("machine", {})
+        name = f"{machine.get('platform', '?')} ({machine.get('machine', '?')}, {machine.get('cpu_count', '?')} CPUs)"
+        entry = devices.setdefault(name, {"machine": machine, "name": name, "results": []})
+        pick = by_pick.get(report.get("pick"), {})
+        for graph in report["graphs"]:
+            entry["results"].append(
+                {
+                    "pick": report.get("pick"),
+                    "file": graph["file"],
+                    "precision": graph["precision"],
+                    "latency_ms": graph["latency_ms"],
+                    "median_ms": graph.get("median_ms"),
+                    "predicted_ms": pick.get("latency_predicted_ms") if graph["precision"] == "fp32" else None,
+                    "build_machine_p50_ms": pick.get("ort_cpu_p50_ms") if graph["precision"] == "fp32" else None,
+                    "verified": bool(graph.get("ok")),
+                    "measured_at": report.get("measured_at"),
+                    "threads": report.get("settings", {}).get("threads"),
+                }
+            )
+    return list(devices.values())
+
+
+def plot_device(device: dict[str, Any], path: Path) -> Path:
+    """Latency of each pick's graphs on the device (bars), with the predicted latency where there is one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = device["results"]
+    labels = [f"{r['pick']}\n{r['precision']}" for r in results]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(results) + 2), 4))
+    ax.bar(range(len(results)), [r["latency_ms"] for r in results], color="#4c72b0", label="measured on the device")
+    predicted = [(i, r["predicted_ms"]) for i, r in enumerate(results) if r["predicted_ms"] is not None]
+    if predicted:
+        ax.scatter(*zip(*predicted, strict=True), color="#dd8452", zorder=3, label="predicted from the profile")
+    ax.set_xticks(range(len(results)), labels, fontsize=7)
+    ax.set_ylabel("ms at batch 1 (fastest run)")
+    ax.set_title(device["name"], fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

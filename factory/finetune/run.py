@@ -1,0 +1,141 @@
+"""`factory finetune`: choose the picks from a finished search and post-process each one.
+
+RUN/picks/picks.json lists the picks (chosen once, so a resumed run post-processes the same ones);
+RUN/picks/<id>/ holds subnet.json, model.pt and metrics.json. A pick whose metrics.json exists is done
+and skipped, so an interrupted run continues with the next unfinished pick.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from factory.budget.feasibility import BUDGETED, delivered_precision, int8_layout
+from factory.errors import FactoryError
+from factory.finetune.measure import measure_config, measure_network
+from factory.finetune.picks import Budget, check_feasible, choose_picks, pick_id
+from factory.finetune.tune import finetune_pick
+from factory.io import write_json_atomic
+from factory.nn.pick_file import save_pick_model
+from factory.runinfo import run_recipe
+from factory.space import SubnetConfig
+from factory.space.counting import count_macs, count_params
+from factory.training.device import resolve_device
+from factory.training.trainer import FINAL, load_supernets
+
+
+def read_search_result(run: Path) -> dict[str, Any]:
+    """RUN/search/result.json, or a clear error when the search has not finished."""
+    path = run / "search" / "result.json"
+    if not path.is_file():
+        raise FactoryError(f"{path} not found; run `factory search --run {run}` first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise FactoryError(f"{path} is corrupt; rerun `factory search --run {run} --force`") from None
+
+
+def finetune_run(
+    run_dir: str | Path,
+    pick: str | None = None,
+    budget_params: int | None = None,
+    budget_macs: int | None = None,
+    device: str = "auto",
+    budget_flash: int | None = None,
+    budget_ram: int | None = None,
+    budget_latency: float | None = None,
+    latency_profile: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Choose the picks (once) and post-process each unfinished one; returns every pick's metrics."""
+    run = Path(run_dir)
+    result = read_search_result(run)
+    search_budget = result.get("budgets") or {}
+    given = {"params": budget_params, "macs": budget_macs, "flash": budget_flash, "ram": budget_ram}
+    given["latency"] = budget_latency
+    budget = Budget.from_dict({k: v if v is not None else search_budget.get(k) for k, v in given.items()})
+    weights = Path(result["supernet"]) if result.get("supernet") else run / "supernet" / FINAL
+    spec, supernets, checkpoint = load_supernets(weights)
+    recipe = run_recipe(run, checkpoint.get("recipe"))
+    profile = latency_profile or result.get("latency_profile")
+    if budget.latency is not None:
+        if not profile:
+            raise FactoryError("a latency budget needs the search's --latency-profile; rerun the search with it")
+        from factory.profile.predictor import LatencyModel
+
+        budget = budget.with_model(LatencyModel(spec, profile, delivered_precision(recipe)))
+    budget = budget.with_int8(int8_layout(recipe))  # flash and RAM in the precision the picks are delivered in
+    check_feasible(spec, budget)
+    picks_dir = run / "picks"
+    index_path = picks_dir / "picks.json"
+    if index_path.is_file():
+        index = json.loads(index_path.read_text())
+        if index.get("budget") != budget.to_dict():
+            raise FactoryError(
+                f"{index_path} was chosen for budget {index.get('budget')}, not {budget.to_dict()}; "
+                "delete RUN/picks to choose again"
+            )
+    else:
+        objectives = [o for o in result.get("objectives", ["top1", "params"]) if o != "top1"]
+        objective = objectives[0] if objectives and objectives[0] in BUDGETED else "params"
+        chosen = choose_picks(result["archive"], budget, recipe.finetune.picks, objective)
+        index = {"budget": budget.to_dict(), "objective": objective, "picks": []}
+        for i, record in enumerate(chosen):
+            config = SubnetConfig.from_dict(record["config"])
+            ident = pick_id(config, i)
+            write_json_atomic(picks_dir / ident / "subnet.json", {"id": ident, **config.to_dict()})
+            index["picks"].append(
+                {
+                    "id": ident,
+                    "reason": record["pick_reason"],
+                    "val_top1": record["top1"],
+                    "params": record["params"],
+                    "macs": record["macs"],
+                    "config": record["config"],
+                }
+            )
+        write_json_atomic(index_path, index)
+    if pick is not None and pick not in {p["id"] for p in index["picks"]}:
+        raise FactoryError(f"no pick {pick!r}; choose one of {', '.join(p['id'] for p in index['picks'])}")
+    from factory.data import load_dataset
+
+    splits = load_dataset(recipe.data)
+    torch_device = resolve_device(device)
+    done = []
+    for number, entry in enumerate(index["picks"]):
+        folder = picks_dir / entry["id"]
+        metrics_path = folder / "metrics.json"
+        if pick is not None and entry["id"] != pick:
+            continue
+        if metrics_path.is_file():
+            done.append(json.loads(metrics_path.read_text()))
+            continue
+        config = SubnetConfig.from_dict(entry["config"])
+        if progress:
+            print(f"post-processing pick {number + 1}/{len(index['picks'])}: {entry['id']}", flush=True)
+        net = supernets[config.width]
+        outcome, metrics = finetune_pick(
+            recipe, net, splits, config, budget, torch_device, seed=recipe.train.seed + number, progress=progress
+        )
+        metrics = {
+            "id": entry["id"],
+            "reason": entry["reason"],
+            "val_top1_search": entry["val_top1"],
+            "params_per_exit": {
+                str(e): count_params(spec, config.with_exit(e)) for e in range(1, config.exit + 1) if e in spec.exits()
+            },
+            "macs_per_exit": {
+                str(e): count_macs(spec, config.with_exit(e)) for e in range(1, config.exit + 1) if e in spec.exits()
+            },
+            **metrics,
+        }
+        metrics["fvcore"] = {
+            "convention": "macs: conv + linear multiply-adds at batch 1; macs_full adds BN, pooling, elementwise",
+            "extracted": measure_config(spec, config).to_dict(),
+            "deployed": measure_network(outcome.model, config.resolution).to_dict(),
+        }
+        save_pick_model(folder / "model.pt", spec, config, outcome.exits, outcome.model)
+        write_json_atomic(metrics_path, metrics)
+        done.append(metrics)
+    return done
