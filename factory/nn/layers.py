@@ -12,7 +12,7 @@ from torch import nn
 
 from factory.errors import FactoryError
 from factory.nn.depthwise import DepthwiseConv2d
-from factory.space.counting import mbconv_mid_channels, se_channels
+from factory.space.shapes import mbconv_mid_channels, se_channels
 
 ACTIVATIONS: dict[str, tuple[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]]] = {
     "relu": (nn.ReLU, F.relu),

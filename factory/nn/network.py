@@ -13,41 +13,53 @@ from factory.nn.heads import ExitHead
 from factory.nn.layers import ConvBNAct, MBConv, init_weights
 from factory.nn.parallel import ParallelLevel, Transform, conv_branch
 from factory.nn.stage import Stage
-from factory.space.config import BRANCH_CONV1X1, BRANCH_MBCONV, BRANCH_TRANSFORM, BlockConfig, SpaceSpec, SubnetConfig
-from factory.space.counting import block_io, block_mask, resolve_exits
+from factory.space.config import BlockConfig, SpaceSpec, SubnetConfig
+from factory.space.plan import ConvPlan, HeadPlan, LevelPlan, MBConvPlan, head_plan, level_plan, plan_network, stem_plan
+
+
+def mbconv_module(p: MBConvPlan) -> MBConv:
+    """The MBConv of a plan."""
+    return MBConv(p.cin, p.cout, p.kernel, p.expand, p.stride, p.act, p.se, residual=p.residual)
+
+
+def level_module(level: LevelPlan) -> nn.Module:
+    """A block of a plan: its MBConv, or in parallel kinds a ParallelLevel holding the branches that run
+    (created in the order mbconv, conv, transform, which fixes the random initialisation)."""
+    if not level.parallel:
+        if level.mbconv is None:
+            raise ValueError("a level outside a parallel kind is its MBConv")
+        return mbconv_module(level.mbconv)
+    cin, cout, stride, act = level.cin, level.cout, level.stride, level.act
+    return ParallelLevel(
+        None if level.mbconv is None else mbconv_module(level.mbconv),
+        conv_branch(cin, cout, stride, act) if level.conv else None,
+        Transform(cin, cout, stride, act) if level.transform else None,
+    )
+
+
+def stem_modules(stem: ConvPlan, first: MBConvPlan) -> tuple[ConvBNAct, MBConv]:
+    """The stem conv + BN + act and the fixed MBConv after it."""
+    return ConvBNAct(stem.cin, stem.cout, stem.kernel, stem.stride, act=stem.act), mbconv_module(first)
+
+
+def head_module(head: HeadPlan) -> ExitHead:
+    """The exit head of a plan."""
+    return ExitHead(head.cin, head.mid, head.features, head.classes, head.dropout)
 
 
 def build_level(spec: SpaceSpec, stage: int, index: int, width: float, block: BlockConfig) -> nn.Module:
     """Block `index` of `stage`: an MBConv, or in parallel kinds a ParallelLevel holding the masked branches."""
-    cin, cout, stride = block_io(spec, stage, index, width)
-    act, se = spec.activations[stage], spec.squeeze_excite[stage]
-
-    def mbconv() -> MBConv:
-        return MBConv(cin, cout, block.kernel, block.expand, stride, act, se, residual=index > 0)
-
-    if not spec.parallel:
-        return mbconv()
-    mask = block_mask(spec, block)
-    return ParallelLevel(
-        mbconv() if mask & BRANCH_MBCONV else None,
-        conv_branch(cin, cout, stride, act) if mask & BRANCH_CONV1X1 else None,
-        Transform(cin, cout, stride, act) if mask & BRANCH_TRANSFORM else None,
-    )
+    return level_module(level_plan(spec, stage, index, width, block))
 
 
 def build_stem(spec: SpaceSpec, width: float) -> tuple[ConvBNAct, MBConv]:
     """3x3 stride-2 conv + BN + h-swish, then the fixed MBConv (k3, e1, ReLU; residual when channels match)."""
-    stem, first = spec.stem_out(width), spec.first_block_out(width)
-    return (
-        ConvBNAct(3, stem, 3, 2, act="hswish"),
-        MBConv(stem, first, 3, 1, 1, "relu", se=False, residual=stem == first),
-    )
+    return stem_modules(*stem_plan(spec, width))
 
 
 def build_head(spec: SpaceSpec, stage: int, width: float) -> ExitHead:
     """The exit head after `stage` (0-based); its widths are fixed by the stage, never elastic."""
-    mid, features = spec.head_channels(stage, width)
-    return ExitHead(spec.stage_out(stage, width), mid, features, spec.num_classes, spec.dropout)
+    return head_module(head_plan(spec, stage, width))
 
 
 def build_heads(spec: SpaceSpec, exits: tuple[int, ...], width: float) -> nn.ModuleDict:
@@ -92,19 +104,19 @@ class StaticNetwork(ExitNetwork):
         exits: exits to build, e.g. (1, 2, 3) for AEP fine-tuning; None means `(config.exit,)`, the deployable
             single-exit network. Forward returns a tensor for one exit, else a list of logits in exit order.
 
-    Everything structural is fixed here, so forward has no data-dependent control flow and exports to ONNX.
+    Its modules are those of the sub-network's plan (`factory.space.plan`), which the analytic counts and
+    footprint replay. Everything structural is fixed here, so forward has no data-dependent control flow and
+    exports to ONNX.
     """
 
     def __init__(self, spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        self.spec, self.config = spec, config
-        self.exits = resolve_exits(spec, config, exits)
-        width = config.width
-        self.stem, self.first = build_stem(spec, width)
+        plan = plan_network(spec, config, exits)
+        self.spec, self.config, self.exits = spec, config, plan.exits
+        self.stem, self.first = stem_modules(plan.stem, plan.first)
         self.stages = nn.ModuleList(
-            Stage([build_level(spec, s, i, width, b) for i, b in enumerate(config.stage(s))], spec.dense)
-            for s in range(max(self.exits))
+            Stage([level_module(step.level) for step in stage.blocks], stage.dense) for stage in plan.stages
         )
-        self.heads = build_heads(spec, self.exits, width)
+        self.heads = nn.ModuleDict({f"exit{head.exit}": head_module(head) for head in plan.heads})
         self.route_exits(self.exits)
         self.apply(init_weights)

@@ -1,8 +1,9 @@
 """Flash and RAM of a sub-network's deployed FP32 graph, computed from its config without building anything.
 
-The search needs these figures thousands of times, so like `counting` it walks the structure instead of
-exporting. It replays the exported ONNX graph's nodes in the order the exporter writes them (the order of
-each module's forward), with each tensor's element count at batch 1, and applies `factory.export.memory`'s model:
+The search needs these figures thousands of times, so like `counting` it walks the sub-network's plan
+(`factory.space.plan`, the structure the static network is built from) instead of exporting. It replays the
+exported ONNX graph's nodes in the order the exporter writes them (the order of each module's forward), with
+each tensor's element count at batch 1, and applies `factory.export.memory`'s model:
 - flash: the graph's initializers. The exporter folds every BatchNorm that follows a conv into that conv's
   weight and a bias, so a conv+BN costs its weights plus one bias per channel; a BatchNorm with no conv
   of its own (a parallel level's transformation branch on unchanged channels) stays a BatchNormalization
@@ -20,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from factory.space.config import BRANCH_CONV1X1, BRANCH_MBCONV, BRANCH_TRANSFORM, SpaceSpec, SubnetConfig
-from factory.space.counting import block_io, block_mask, conv_out, mbconv_mid_channels, resolve_exits, se_channels
+from factory.space.config import SpaceSpec, SubnetConfig
+from factory.space.plan import HeadPlan, LevelPlan, MBConvPlan, StagePlan, plan_network
+from factory.space.shapes import conv_out
 
 FLOAT_BYTES = 4
 
@@ -114,87 +116,73 @@ def _add(g: _Graph, a: _Map, b: _Map) -> _Map:
     return _Map(g.node((a.tensor, b.tensor), a.channels * a.size * a.size, op="add"), a.channels, a.size)
 
 
-def _mbconv(
-    g: _Graph, x: _Map, cout: int, kernel: int, expand: float, stride: int, act: str, se: bool, residual: bool
-) -> _Map:
-    mid = mbconv_mid_channels(x.channels, expand)
-    h = x if expand == 1 else _unary(g, _conv(g, x, mid, 1), act)  # expand conv + act
-    h = _unary(g, _conv(g, h, mid, kernel, stride, groups=mid), act)  # depthwise + act
-    if se:
+def _mbconv(g: _Graph, x: _Map, p: MBConvPlan) -> _Map:
+    mid = p.mid
+    h = x if p.expand == 1 else _unary(g, _conv(g, x, mid, 1), p.act)  # expand conv + act
+    h = _unary(g, _conv(g, h, mid, p.kernel, p.stride, groups=mid), p.act)  # depthwise + act
+    if p.se:
         pooled = _Map(g.node((h.tensor,), mid), mid, 1)  # GlobalAveragePool
-        red = se_channels(mid)
-        s = _unary(g, _conv(g, pooled, red, 1), "relu")  # reduce + ReLU
+        s = _unary(g, _conv(g, pooled, p.reduced, 1), "relu")  # reduce + ReLU
         s = _unary(g, _conv(g, s, mid, 1), "hsigmoid")  # expand + HardSigmoid
         h = _Map(g.node((h.tensor, s.tensor), mid * h.size * h.size), mid, h.size)  # Mul
-    h = _conv(g, h, cout, 1)
-    return _add(g, h, x) if residual else h
+    h = _conv(g, h, p.cout, 1)
+    return _add(g, h, x) if p.residual else h
 
 
-def _level(g: _Graph, spec: SpaceSpec, stage: int, index: int, width: float, block, x: _Map) -> _Map:
-    cin, cout, stride = block_io(spec, stage, index, width)
-    act, se, residual = spec.activations[stage], spec.squeeze_excite[stage], index > 0
-    if not spec.parallel:
-        return _mbconv(g, x, cout, block.kernel, block.expand, stride, act, se, residual)
-    mask, out = block_mask(spec, block), None
-    if mask & BRANCH_MBCONV:
-        out = _mbconv(g, x, cout, block.kernel, block.expand, stride, act, se, residual)
-    if mask & BRANCH_CONV1X1:
-        branch = _unary(g, _conv(g, x, cout, 1, stride), act)
+def _level(g: _Graph, level: LevelPlan, x: _Map) -> _Map:
+    """The level's branches in the order the network sums them (a level without parallel branches is its MBConv)."""
+    out = None if level.mbconv is None else _mbconv(g, x, level.mbconv)
+    if level.conv:
+        branch = _unary(g, _conv(g, x, level.cout, 1, level.stride), level.act)
         out = branch if out is None else _add(g, out, branch)
-    if mask & BRANCH_TRANSFORM:
+    if level.transform:
         h = x
-        if stride > 1:
-            size = conv_out(x.size, 3, stride, 1)  # MaxPool 3x3, pad 1
+        if level.stride > 1:
+            size = conv_out(x.size, 3, level.stride, 1)  # MaxPool 3x3, pad 1
             h = _Map(g.node((x.tensor,), x.channels * size * size, op="maxpool"), x.channels, size)
-        h = _unary(g, _conv(g, h, cout, 1) if cin != cout else _batchnorm(g, h), act)
+        h = _unary(g, _conv(g, h, level.cout, 1) if level.cin != level.cout else _batchnorm(g, h), level.act)
         out = h if out is None else _add(g, out, h)
+    assert out is not None, "a level runs at least one branch"
     return out
 
 
-def _stage(g: _Graph, spec: SpaceSpec, config: SubnetConfig, stage: int, x: _Map) -> _Map:
-    """`factory.nn.stage.stage_forward`, node for node."""
-    blocks = config.stage(stage)
-    if not spec.dense:
-        for index, block in enumerate(blocks):
-            x = _level(g, spec, stage, index, config.width, block, x)
-        return x
+def _stage(g: _Graph, stage: StagePlan, x: _Map) -> _Map:
+    """`factory.nn.stage.stage_forward`, node for node: each block's dense additions, the block, then the tail's."""
     ys: list[_Map] = []
-    h = x
-    for d, block in enumerate(blocks, start=1):
-        for y in ys[: max(d - 3, 0)]:
-            h = _add(g, h, y)
-        h = _level(g, spec, stage, d - 1, config.width, block, h)
-        ys.append(h)
+    for step in stage.blocks:
+        for index in step.skips:
+            x = _add(g, x, ys[index])
+        x = _level(g, step.level, x)
+        ys.append(x)
     out = ys[-1]
-    for y in ys[: max(len(ys) - 2, 0)]:
-        out = _add(g, out, y)
+    for index in stage.tail:
+        out = _add(g, out, ys[index])
     return out
 
 
-def _head(g: _Graph, spec: SpaceSpec, stage: int, width: float, x: _Map) -> _Map:
-    mid, features = spec.head_channels(stage, width)
-    h = _unary(g, _conv(g, x, mid, 1), "hswish")  # expand + BN folded + HardSwish
-    h = _Map(g.node((h.tensor,), mid), mid, 1)  # GlobalAveragePool
-    h = _unary(g, _conv(g, h, features, 1, bias=False), "hswish")  # features + HardSwish
+def _head(g: _Graph, head: HeadPlan, x: _Map) -> _Map:
+    h = _unary(g, _conv(g, x, head.mid, 1), "hswish")  # expand + BN folded + HardSwish
+    h = _Map(g.node((h.tensor,), head.mid), head.mid, 1)  # GlobalAveragePool
+    h = _unary(g, _conv(g, h, head.features, 1, bias=False), "hswish")  # features + HardSwish
     h = _unary(g, h, "flatten")
-    n, weights = spec.num_classes, features * spec.num_classes + spec.num_classes
+    n, weights = head.classes, head.features * head.classes + head.classes
     return _Map(g.node((h.tensor,), n, weights, op="conv", macs=weights - n, channels=n, bias=True), 1, 1)
 
 
 def _graph(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> _Graph:
     """The network of `config` with `exits` as exported: one exit's network, or the AEP ensemble of several
     (sum_i beta_i * logits_i; the betas are Constant nodes, not initializers)."""
-    exits = resolve_exits(spec, config, exits)
+    plan = plan_network(spec, config, exits)
     g = _Graph()
-    x = _Map(g.tensor(3 * config.resolution**2), 3, config.resolution)
-    x = _unary(g, _conv(g, x, spec.stem_out(config.width), 3, 2), "hswish")  # stem + HardSwish
-    first = spec.first_block_out(config.width)
-    x = _mbconv(g, x, first, 3, 1, 1, "relu", False, residual=x.channels == first)
+    x = _Map(g.tensor(3 * plan.resolution**2), 3, plan.resolution)
+    stem = plan.stem
+    x = _unary(g, _conv(g, x, stem.cout, stem.kernel, stem.stride), stem.act)  # stem + BN folded + act
+    x = _mbconv(g, x, plan.first)
     logits = []
-    for stage in range(max(exits)):
-        x = _stage(g, spec, config, stage, x)
-        if stage + 1 in exits:
-            logits.append(_head(g, spec, stage, config.width, x))
+    for stage in plan.stages:
+        x = _stage(g, stage, x)
+        if stage.head is not None:
+            logits.append(_head(g, stage.head, x))
     if len(logits) > 1:
         total = _unary(g, logits[0], "beta")  # beta_1 * logits_1
         for head in logits[1:]:
