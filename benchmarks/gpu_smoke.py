@@ -4,9 +4,10 @@
     python -m benchmarks.gpu_smoke --device cpu --json       # the same path on the CPU (gloo); the tests run it
 
 Steps, each timed:
-1. `factory build` of a tiny digits recipe on the device: super-network training at the run's precision
-   (bf16 or fp16 with a gradient scaler on CUDA, fp32 on a CPU), evaluation, search, post-processing, ONNX
-   export (TensorRT engines, accuracy-checked, where TensorRT is installed) and the latency bench;
+1. `factory build` of a tiny digits recipe (`factory.testing.TINY`) on the device: super-network training at
+   the run's precision (bf16 or fp16 with a gradient scaler on CUDA, fp32 on a CPU), evaluation, search,
+   post-processing, ONNX export (TensorRT engines, accuracy-checked, where TensorRT is installed) and the
+   latency bench;
 2. one training epoch under torchrun with one process (NCCL on CUDA, gloo on a CPU): the rank's device, the
    process group and the collective that averages the logged metrics;
 3. training throughput (the build's elastic epochs, images/s) and evaluation throughput (the search's
@@ -34,46 +35,7 @@ import torch
 
 from benchmarks import run_cli
 from factory.recipe import Recipe, recipe_from_dict, save_recipe
-
-# The tiny digits build (also the test suite's, without adaptation): every stage runs in well under a minute.
-TINY: dict[str, Any] = {
-    "name": "gpu-smoke",
-    "data": {"dataset": "digits", "image_size": 24, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
-    "space": {
-        "kind": "ee-dense",
-        "resolutions": [16, 24],
-        "stem_channels": 8,
-        "first_block_channels": 8,
-        "stage_channels": [8, 8, 16, 16, 16],
-    },
-    "train": {
-        "batch_size": 64,
-        "warmup_epochs": 1,
-        "epochs": 1,
-        "warmup_lr": 0.05,
-        "lr": 0.02,
-        "subnets_per_batch": 2,
-        "bn_calib_images": 64,
-        "bn_calib_batch": 64,
-        "eval_batch_size": 200,
-    },
-    "search": {
-        "iterations": 1,
-        "archive_size": 10,
-        "init_multiplier": 2,
-        "candidates_per_iteration": 3,
-        "predictor_folds": 3,
-        "population": 12,
-        "generations": 3,
-        "distribution_top": 5,
-        "adapt_epochs": 1,
-        "hv_reference": [1.0, 200000.0],
-    },
-    "finetune": {"picks": 2, "max_epochs": 1, "patience": 1, "batch_size": 64},
-    "export": {"parity_images": 64},
-    "benchmark": {"warmup": 2, "iterations": 5, "batch_sizes": [1, 4]},
-}
-BUDGET = 60_000  # parameters: between the tiny space's smallest and largest networks
+from factory.testing import TINY, TINY_BUDGET
 
 
 def _say(text: str) -> None:
@@ -121,7 +83,7 @@ def smoke_build(recipe: Recipe, out: Path, device: str) -> dict[str, Any]:
     from factory.pipeline import BuildRequest, build
 
     started = time.perf_counter()
-    summary = build(BuildRequest(recipe, out, budget_params=BUDGET, device=device, progress=False, log=_say))
+    summary = build(BuildRequest(recipe, out, budget_params=TINY_BUDGET, device=device, progress=False, log=_say))
     stages = json.loads((out / "build.json").read_text())["stages"]
     return {
         "seconds": round(time.perf_counter() - started, 2),

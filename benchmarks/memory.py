@@ -40,17 +40,9 @@ from factory.nn import StaticNetwork
 from factory.space import KINDS, SpaceSpec, SubnetConfig
 from factory.space.footprint import flash_bytes, ram_bytes
 from factory.space.footprint_int8 import int8_footprint
+from factory.testing import randomize
 
 MAX_REPORTED_MISMATCHES = 5
-
-
-@torch.no_grad()
-def randomize(network: torch.nn.Module, generator: torch.Generator) -> torch.nn.Module:
-    """Distinct random weights and BatchNorm statistics, so the exporter shares no initializer."""
-    for tensor in [*network.parameters(), *network.buffers()]:
-        if tensor.is_floating_point():
-            tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
-    return network.eval()
 
 
 def ensemble_exits(spec: SpaceSpec, config: SubnetConfig, index: int) -> tuple[int, ...] | None:

@@ -1,42 +1,33 @@
-"""A tiny build recipe on the embedded digits data: every stage of `factory build` in well under a minute."""
+"""The build tests' helpers: a tiny recipe file, the tiny build itself, and a wheel of the working tree.
+
+The recipe and budget live in `factory.testing` (the benchmarks use them too); what is here only tests need.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.gpu_smoke import TINY
-from factory.recipe import Recipe, recipe_from_dict, save_recipe
-from factory.space import SpaceSpec, largest_config, smallest_config
-from factory.space.counting import count_params
+from factory.pipeline import BuildRequest, build
+from factory.recipe import save_recipe
+from factory.testing import tiny_budget, tiny_build_recipe
 
-from .train_helpers import TINY_DATA, TINY_SPACE
-
-
-def tiny_build_recipe() -> Recipe:
-    """The smoke script's tiny digits build, on the training tests' data and space, without adaptation."""
-    return recipe_from_dict(
-        {
-            **TINY,
-            "name": "tiny-build",
-            "data": dict(TINY_DATA),
-            "space": {"kind": "ee-dense", **TINY_SPACE},
-            "search": {**TINY["search"], "adapt_epochs": 0},
-        }
-    )
+FLASH, RAM = 2_000_000, 400_000  # bytes of the delivered graph: generous, but every stage checks them
 
 
 def write_tiny_recipe(folder: Path) -> Path:
+    """`tiny_build_recipe()` saved as a YAML file in `folder`, for the CLI and the installed wheel."""
     path = folder / "tiny-build.yaml"
     save_recipe(tiny_build_recipe(), path)
     return path
 
 
-def tiny_budget() -> int:
-    """A parameter budget halfway (geometrically) between the smallest and largest tiny network."""
-    spec: SpaceSpec = tiny_build_recipe().space.to_spec(10)
-    low = min(count_params(spec, smallest_config(spec, w).with_exit(1)) for w in spec.widths)
-    high = count_params(spec, largest_config(spec))
-    return int((low * high) ** 0.5)
+def run_build(out: Path, **kw: Any) -> dict:
+    """The tiny build on the CPU into `out`, quietly, within `tiny_budget()` parameters; `kw` go to the request."""
+    request = BuildRequest(
+        tiny_build_recipe(), out, budget_params=tiny_budget(), device="cpu", progress=False, log=lambda _: None, **kw
+    )
+    return build(request)
 
 
 ROOT = Path(__file__).resolve().parent.parent

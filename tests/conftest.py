@@ -25,7 +25,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory: pytest.TempPathFactory):
     """One finished tiny build (every stage, generous flash and RAM limits), shared by the tests that read it."""
-    from tests.test_build import FLASH, RAM, run_build
+    from tests.build_helpers import FLASH, RAM, run_build
 
     out = tmp_path_factory.mktemp("build") / "run"
     return out, run_build(out, budget_flash=FLASH, budget_ram=RAM)

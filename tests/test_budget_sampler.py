@@ -11,10 +11,11 @@ from factory.budget.feasibility import Budget
 from factory.space.counting import count_params
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
+from factory.testing import middle_budget, tiny_recipe
 from factory.training.budget_sampler import BudgetSampler
 from factory.training.trainer import FINAL, Phase, SupernetTrainer, load_supernets
 
-from .train_helpers import middle_budget, tiny_recipe, tiny_splits
+from .train_helpers import tiny_splits
 
 
 def _fits(spec, budget: Budget, config) -> bool:

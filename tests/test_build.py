@@ -15,10 +15,11 @@ from factory.data import load_dataset
 from factory.export.run import parity_inputs
 from factory.finetune.measure import measure_network
 from factory.nn.pick_file import load_pick_model
-from factory.pipeline import STAGES, BuildRequest, build
+from factory.pipeline import STAGES
 from factory.runtime import make_session
+from factory.testing import tiny_budget, tiny_build_recipe
 
-from .build_helpers import tiny_budget, tiny_build_recipe, write_tiny_recipe
+from .build_helpers import FLASH, RAM, run_build, write_tiny_recipe
 
 PICK_TYPES = {
     "id": str,
@@ -36,16 +37,6 @@ PICK_TYPES = {
     "flash_bytes": int,
     "ram_bytes": int,
 }
-
-
-FLASH, RAM = 2_000_000, 400_000  # bytes of the delivered graph: generous, but every stage checks them
-
-
-def run_build(out: Path, **kw) -> dict:
-    request = BuildRequest(
-        tiny_build_recipe(), out, budget_params=tiny_budget(), device="cpu", progress=False, log=lambda _: None, **kw
-    )
-    return build(request)
 
 
 def test_summary_matches_its_schema(finished):

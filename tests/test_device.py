@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import nn
 
+from factory.testing import tiny_recipe
 from factory.training import distributed
 from factory.training.device import autocast, grad_scaler, resolve_precision
 from factory.training.distributed import DistInfo, all_mean, placement
 from factory.training.evaluate import Evaluator
 
-from .train_helpers import tiny_recipe, tiny_splits
+from .train_helpers import tiny_splits
 
 CUDA0 = torch.device("cuda", 0)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.train_helpers import TINY_SPACE
+from factory.testing import TINY_SPACE
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo is exercised on Linux")
 

@@ -10,7 +10,8 @@ from factory.finetune.tune import best_exit_subset, finetune_pick
 from factory.space import SubnetConfig, largest_config, smallest_config
 from factory.space.counting import count_params
 from factory.space.footprint import flash_bytes
-from tests.train_helpers import tiny_recipe, tiny_splits
+from factory.testing import tiny_recipe
+from tests.train_helpers import tiny_splits
 
 
 def _archive(n: int = 40, seed: int = 0) -> list[dict]:

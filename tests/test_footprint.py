@@ -9,7 +9,6 @@ import onnx
 import pytest
 import torch
 
-from benchmarks.memory import randomize
 from factory.budget import format_bytes, parse_size
 from factory.budget.feasibility import Budget, figures
 from factory.errors import FactoryError
@@ -21,6 +20,7 @@ from factory.space.config import BRANCH_MBCONV, BRANCH_TRANSFORM, largest_config
 from factory.space.encoding import get_encoding
 from factory.space.footprint import flash_bytes, ram_bytes
 from factory.space.sampling import sample_configs
+from factory.testing import randomize
 from tests.space_helpers import tiny_spec
 
 

@@ -7,7 +7,6 @@ import onnx
 import pytest
 import torch
 
-from benchmarks.memory import randomize
 from factory.budget.feasibility import Budget, figures, int8_layout
 from factory.export.int8 import QuantSettings, quantize_graph
 from factory.export.memory import peak_ram_bytes, weight_bytes
@@ -20,6 +19,7 @@ from factory.space.encoding import get_encoding
 from factory.space.footprint import flash_bytes, ram_bytes
 from factory.space.footprint_int8 import Int8Layout, int8_footprint
 from factory.space.sampling import sample_configs
+from factory.testing import randomize
 from tests.space_helpers import tiny_spec
 
 

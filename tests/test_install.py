@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from .build_helpers import build_wheel, tiny_budget, write_tiny_recipe
+from factory.testing import tiny_budget
+
+from .build_helpers import build_wheel, write_tiny_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE_NAMES = sorted(p.stem for p in (ROOT / "factory" / "recipes").glob("*.yaml"))
@@ -139,10 +141,14 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 def test_imports_run_one_way():
-    """factory never imports the measurement scripts or the tests; the checkout holds no symbolic link."""
+    """factory never imports the measurement scripts or the tests, and the tests never import a measurement script
+    (what both need lives in `factory.testing`); the checkout holds no symbolic link."""
     for path in sorted((ROOT / "factory").rglob("*.py")):
         tops = {name.split(".")[0] for name in _imported_modules(path)}
         assert not tops & {"benchmarks", "tests"}, f"{path.relative_to(ROOT)} imports {tops}"
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tops = {name.split(".")[0] for name in _imported_modules(path)}
+        assert "benchmarks" not in tops, f"{path.relative_to(ROOT)} imports a benchmark"
     tracked = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=False)
     if tracked.returncode == 0:
         assert not [line for line in tracked.stdout.splitlines() if line.startswith("120000")], "symbolic links"

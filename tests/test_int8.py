@@ -17,8 +17,8 @@ from factory.nn import StaticNetwork
 from factory.recipe import Int8Config, Recipe, TensorRTConfig
 from factory.runtime import make_session
 from factory.space import largest_config
+from factory.testing import tiny_build_recipe
 
-from .build_helpers import tiny_build_recipe
 from .space_helpers import all_exit_network
 
 pytestmark = pytest.mark.usefixtures("one_thread")

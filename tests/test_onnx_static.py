@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -12,11 +14,6 @@ from factory.nn import StaticNetwork
 from factory.space import KINDS, BlockConfig, SpaceSpec, SubnetConfig
 
 from .space_helpers import tiny_spec
-
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,9 +16,9 @@ from factory.errors import FactoryError
 from factory.profile.kit import make_kit, space_fingerprint
 from factory.profile.predictor import LatencyModel, LatencyPredictor, cross_validated, read_profile
 from factory.space.config import SubnetConfig, smallest_config
+from factory.testing import tiny_recipe
 from factory.training.checkpoint import save_checkpoint
 from tests.space_helpers import tiny_spec
-from tests.train_helpers import tiny_recipe
 
 DEVICE_SIDE = {"click", "numpy", "onnxruntime", "factory", "cython_runtime"}  # the last: numpy's extensions
 

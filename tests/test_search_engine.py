@@ -19,8 +19,9 @@ from factory.search.evaluation import SubnetEvaluator
 from factory.space.config import SubnetConfig
 from factory.space.encoding import get_encoding
 from factory.space.sampling import largest_vector, sample_configs, smallest_vector
+from factory.testing import tiny_recipe
 from factory.training.checkpoint import load_checkpoint, save_checkpoint
-from tests.train_helpers import tiny_recipe, tiny_splits
+from tests.train_helpers import tiny_splits
 
 SEARCH = {
     "iterations": 2,

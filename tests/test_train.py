@@ -7,9 +7,10 @@ import torch
 
 from factory.errors import FactoryError
 from factory.space import KINDS
+from factory.testing import tiny_recipe
 from factory.train.run import train_supernet
 from factory.training.trainer import SupernetTrainer
-from tests.train_helpers import InterruptAfter, tiny_recipe, tiny_splits
+from tests.train_helpers import InterruptAfter, tiny_splits
 
 ONE_WIDTH = {"widths": [1.0]}
 

@@ -19,6 +19,7 @@ from factory.runtime import make_session
 from factory.search.distribution import width_epochs
 from factory.space.config import SubnetConfig
 from factory.space.counting import count_params
+from factory.testing import middle_budget, tiny_build_recipe
 from factory.train.run import train_supernet
 from factory.train.transfer import (
     body_differences,
@@ -30,8 +31,7 @@ from factory.train.transfer import (
 )
 from factory.training.trainer import FINAL, load_supernets
 
-from .build_helpers import tiny_build_recipe
-from .train_helpers import InterruptAfter, middle_budget
+from .train_helpers import InterruptAfter
 
 SOURCE_RES, TARGET_RES = [16], [16, 24]
 

@@ -12,9 +12,10 @@ import torch
 
 from factory.errors import FactoryError
 from factory.recipe import save_recipe
+from factory.testing import tiny_build_recipe
 from factory.untrusted import UnsafeFileError, load_plain, safe_extract
 
-from .build_helpers import tiny_build_recipe, write_tiny_recipe
+from .build_helpers import write_tiny_recipe
 from .test_build import assert_one_line_error, cli
 
 

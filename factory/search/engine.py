@@ -77,6 +77,30 @@ def build_predictor(name: str, seed: int, encoding: Any, features: str, folds: i
     return make_predictor(name, seed=seed, **kw)
 
 
+def select_candidates(archive: Archive, problem: SubnetProblem, final: list[Prediction], k: int) -> list[Prediction]:
+    """Step 3: K feasible candidates not in the archive, spread along its front; topped up with the
+    best-predicted (rank + crowding on predictions) networks the search met. A function of its arguments
+    alone (no engine, no randomness), so a stored archive pins what the search proposes."""
+    known = archive.keys()
+    pool = [p for p in final if p.config.key() not in known and p.feasible]
+    if pool:
+        order, _, _ = rank_and_crowding(np.array([p.F for p in pool]))
+        pool = [pool[i] for i in order]
+    if problem.n_obj == 1:
+        chosen = pool[:k]
+    else:
+        front_F = objective_matrix(archive.front(), archive.objectives)
+        picked = select_subset(front_F, np.array([p.F for p in pool]).reshape(len(pool), problem.n_obj), k)
+        chosen = [pool[i] for i in picked]
+    if len(chosen) < k:
+        taken = known | {p.config.key() for p in chosen}
+        extra = [p for key, p in problem.seen.items() if key not in taken and p.feasible]
+        if extra:
+            order, _, _ = rank_and_crowding(np.array([p.F for p in extra]))
+            chosen += [extra[i] for i in order[: k - len(chosen)]]
+    return chosen
+
+
 @dataclasses.dataclass
 class _Asked:
     """An iteration between `ask()` and `tell()`: its candidates and the seconds its steps took so far."""
@@ -210,7 +234,7 @@ class SearchEngine:
         seconds["search"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        chosen = self._select(problem, final, self.settings.candidates)
+        chosen = select_candidates(self.archive, problem, final, self.settings.candidates)
         seconds["select"] = time.perf_counter() - tick
         self._asked = _Asked(iteration, chosen, seconds)
         return chosen
@@ -404,28 +428,6 @@ class SearchEngine:
         if "latency" in names:
             out["latency"] = np.array([self._latency(c) for c in configs], dtype=np.float64)
         return out
-
-    def _select(self, problem: SubnetProblem, final: list[Prediction], k: int) -> list[Prediction]:
-        """K feasible candidates not in the archive, spread along the front; topped up with the
-        best-predicted (rank + crowding on predictions) networks the search met."""
-        known = self.archive.keys()
-        pool = [p for p in final if p.config.key() not in known and p.feasible]
-        if pool:
-            order, _, _ = rank_and_crowding(np.array([p.F for p in pool]))
-            pool = [pool[i] for i in order]
-        if problem.n_obj == 1:
-            chosen = pool[:k]
-        else:
-            front_F = objective_matrix(self.archive.front(), self.settings.objectives)
-            picked = select_subset(front_F, np.array([p.F for p in pool]).reshape(len(pool), problem.n_obj), k)
-            chosen = [pool[i] for i in picked]
-        if len(chosen) < k:
-            taken = known | {p.config.key() for p in chosen}
-            extra = [p for key, p in problem.seen.items() if key not in taken and p.feasible]
-            if extra:
-                order, _, _ = rank_and_crowding(np.array([p.F for p in extra]))
-                chosen += [extra[i] for i in order[: k - len(chosen)]]
-        return chosen
 
     def _adapt(self, iteration: int) -> None:
         """Adapt the super-networks on sub-networks drawn from the top archive members' gene distribution, at
