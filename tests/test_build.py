@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from factory.budget.feasibility import Budget
 from factory.cli import main
 from factory.data import load_dataset
 from factory.export.run import parity_inputs
@@ -42,9 +43,10 @@ FLASH, RAM = 2_000_000, 400_000  # bytes of the delivered graph: generous, but e
 
 
 def run_build(out: Path, **kw) -> dict:
-    request = BuildRequest(
-        tiny_build_recipe(), out, budget_params=tiny_budget(), device="cpu", progress=False, log=lambda _: None, **kw
-    )
+    """The tiny build into `out`; budget_<name>= keywords add limits to the tiny parameter budget."""
+    limits = {key.removeprefix("budget_"): kw.pop(key) for key in list(kw) if key.startswith("budget_")}
+    budget = Budget(params=tiny_budget(), **limits)
+    request = BuildRequest(tiny_build_recipe(), out, budget, device="cpu", progress=False, log=lambda _: None, **kw)
     return build(request)
 
 
