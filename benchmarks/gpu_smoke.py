@@ -80,10 +80,11 @@ class UtilisationSampler:
 
 def smoke_build(recipe: Recipe, out: Path, device: str) -> dict[str, Any]:
     """The tiny build on `device`; the stages' seconds, the picks and the TensorRT status."""
+    from factory.budget.feasibility import Budget
     from factory.pipeline import BuildRequest, build
 
     started = time.perf_counter()
-    summary = build(BuildRequest(recipe, out, budget_params=TINY_BUDGET, device=device, progress=False, log=_say))
+    summary = build(BuildRequest(recipe, out, Budget(params=TINY_BUDGET), device=device, progress=False, log=_say))
     stages = json.loads((out / "build.json").read_text())["stages"]
     return {
         "seconds": round(time.perf_counter() - started, 2),

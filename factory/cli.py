@@ -11,11 +11,14 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from factory.errors import FactoryError
+
+if TYPE_CHECKING:
+    from factory.budget.feasibility import Budget
 
 
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,34 +100,36 @@ def train_command(
         click.echo(dump_metrics(metrics))
 
 
-def _budgets(
-    budget_params: str | None, budget_macs: str | None, budget_flash: str | None = None, budget_ram: str | None = None
-) -> dict[str, int | None]:
-    """The budget options parsed ("0.3M" -> 300000, "256KB" -> 256000); a malformed one is a one-line error
-    naming the option."""
-    from factory.budget import parse_budget, parse_size
+def budget_options(latency: bool = False, note: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--budget-params, --budget-macs, --budget-flash, --budget-ram (and --budget-latency with `latency`), each a
+    constraint when given, parsed once into the one `Budget` the command receives as `budget`; a malformed flag is
+    a one-line error naming it."""
+    from factory.budget.feasibility import BUDGETED, Budget
 
-    return {
-        "budget_params": parse_budget(budget_params, "--budget-params"),
-        "budget_macs": parse_budget(budget_macs, "--budget-macs"),
-        "budget_flash": parse_size(budget_flash, "--budget-flash"),
-        "budget_ram": parse_size(budget_ram, "--budget-ram"),
-    }
-
-
-def _budget_options(note: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--budget-params, --budget-macs, --budget-flash and --budget-ram, each a constraint when given."""
-    options = (
+    options = [
         ("--budget-params", f"Parameter budget, e.g. 0.3M, 300k{note}."),
         ("--budget-macs", f"MACs budget, e.g. 10M{note}."),
-        ("--budget-flash", f"Flash budget: bytes of the FP32 graph's weights, e.g. 256KB, 1.5MB, 256KiB{note}."),
-        ("--budget-ram", f"RAM budget: peak activation bytes at batch 1, e.g. 64KB{note}."),
-    )
+        (
+            "--budget-flash",
+            f"Flash budget: bytes of the delivered graph's weights (INT8 when the recipe exports INT8), "
+            f"e.g. 256KB, 1.5MB, 256KiB{note}.",
+        ),
+        ("--budget-ram", f"RAM budget: peak activation bytes of the delivered graph at batch 1, e.g. 64KB{note}."),
+    ]
+    if latency:
+        options.append(("--budget-latency", "Latency budget in ms at batch 1 (needs --latency-profile)."))
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @_friendly
+        @functools.wraps(function)
+        def parsed(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(f"budget_{name}", None) for name in BUDGETED}
+            kwargs["budget"] = Budget.parse(**given, profile=kwargs.get("latency_profile"))
+            return function(*args, **kwargs)
+
         for flag, text in reversed(options):
-            function = click.option(flag, default=None, help=text)(function)
-        return function
+            parsed = click.option(flag, default=None, help=text)(parsed)
+        return parsed
 
     return decorate
 
@@ -135,8 +140,7 @@ OBJECTIVES_HELP = "Second objective: params, macs, flash, ram or latency (defaul
 @main.command("search")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with supernet/.")
 @click.option("--objectives", "--objective", "objectives", default=None, help=OBJECTIVES_HELP)
-@_budget_options()
-@click.option("--budget-latency", default=None, help="Latency budget in ms at batch 1 (needs --latency-profile).")
+@budget_options(latency=True)
 @click.option(
     "--latency-profile", type=click.Path(dir_okay=False), default=None, help="Device profile from `factory profile`."
 )
@@ -150,11 +154,7 @@ OBJECTIVES_HELP = "Second objective: params, macs, flash, ram or latency (defaul
 def search_command(
     run_dir: str,
     objectives: str | None,
-    budget_params: str | None,
-    budget_macs: str | None,
-    budget_flash: str | None,
-    budget_ram: str | None,
-    budget_latency: str | None,
+    budget: Budget,
     latency_profile: str | None,
     algorithm: str | None,
     device: str,
@@ -164,17 +164,15 @@ def search_command(
     """Run the NAT2 search on the trained super-network of RUN and write RUN/search/."""
     from factory.search.engine import run_search
 
-    budgets = _budgets(budget_params, budget_macs, budget_flash, budget_ram)
     result = run_search(
         run_dir,
         objectives=objectives,
+        budget=budget,
         algorithm=algorithm,
         device=device,
         resume=resume,
         force=force,
-        budget_latency=budget_latency,
         latency_profile=latency_profile,
-        **budgets,
     )
     click.echo(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}))
 
@@ -182,23 +180,19 @@ def search_command(
 @main.command("finetune")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder with search/.")
 @click.option("--pick", default=None, help="Post-process only this pick (an id under RUN/picks/).")
-@_budget_options(" (default: the search's)")
+@budget_options(note=" (default: the search's)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_friendly
 def finetune_command(
     run_dir: str,
     pick: str | None,
-    budget_params: str | None,
-    budget_macs: str | None,
-    budget_flash: str | None,
-    budget_ram: str | None,
+    budget: Budget,
     device: str,
 ) -> None:
     """Choose the picks under the budget and run the two-step post-processing on each."""
     from factory.finetune.run import finetune_run
 
-    budgets = _budgets(budget_params, budget_macs, budget_flash, budget_ram)
-    results = finetune_run(run_dir, pick=pick, device=device, **budgets)
+    results = finetune_run(run_dir, pick=pick, budget=budget, device=device)
     for m in results:
         click.echo(
             f"{m['id']:<24} exit {m['exit']}  exits {m['exits']}  top-1 {m['top1_before']:.4f} -> {m['top1_after']:.4f}"
@@ -420,8 +414,7 @@ def profile_command(kit: str, out_file: str, threads: int, runs: int, warmup: in
 
 
 @main.command("build")
-@_budget_options()
-@click.option("--budget-latency", default=None, help="Latency budget in ms at batch 1 (needs --latency-profile).")
+@budget_options(latency=True)
 @click.option(
     "--latency-profile", type=click.Path(dir_okay=False), default=None, help="Device profile from `factory profile`."
 )
@@ -439,11 +432,7 @@ def profile_command(kit: str, out_file: str, threads: int, runs: int, warmup: in
 @click.option("--force", is_flag=True, help="Delete an existing run folder and build from scratch.")
 @_friendly
 def build_command(
-    budget_params: str | None,
-    budget_macs: str | None,
-    budget_flash: str | None,
-    budget_ram: str | None,
-    budget_latency: str | None,
+    budget: Budget,
     latency_profile: str | None,
     objectives: str | None,
     dataset: str | None,
@@ -464,10 +453,6 @@ def build_command(
 
     if resume and force:
         raise FactoryError("--resume and --force contradict each other; pass one of them")
-    from factory.budget import parse_latency
-
-    budgets = _budgets(budget_params, budget_macs, budget_flash, budget_ram)
-    budgets["budget_latency"] = parse_latency(budget_latency, latency_profile)
     if latency_profile is not None and not Path(latency_profile).is_file():
         raise FactoryError(f"--latency-profile {latency_profile} not found; run `factory profile KIT --out FILE`")
     if objectives is not None:
@@ -489,7 +474,7 @@ def build_command(
         log=click.echo,
         objectives=objectives,
         latency_profile=Path(latency_profile) if latency_profile else None,
-        **budgets,
+        budget=budget,
     )
     summary = build(request)
     if summary:

@@ -13,17 +13,15 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from factory.budget.feasibility import Budget
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.recipe import Recipe
 from factory.train.transfer import TransferPlan
-
-if TYPE_CHECKING:
-    from factory.budget.feasibility import Budget
 
 BUILD_FORMAT = "factory-build/1"
 STAGES = ("data", "train", "transfer", "search", "finetune", "export", "bench", "report", "bundle")
@@ -35,11 +33,7 @@ class BuildRequest:
 
     recipe: Recipe
     out: Path
-    budget_params: int | None = None
-    budget_macs: int | None = None
-    budget_flash: int | None = None  # bytes
-    budget_ram: int | None = None  # bytes
-    budget_latency: float | None = None  # ms at batch 1, predicted from latency_profile
+    budget: Budget = field(default_factory=Budget)  # the limits given (latency predicted from latency_profile)
     latency_profile: Path | None = None  # the device profile given; the build works from its copy in the run
     latency_model: Any = None  # the predictor fitted on it, once the space is known
     objectives: str | None = None  # the search's second objective; None: the recipe's
@@ -53,12 +47,11 @@ class BuildRequest:
     device_used: str = ""
     plan: TransferPlan | None = None  # how --supernet is used, decided before anything is written
 
-    def budget(self) -> Budget:
-        """Every limit given (flash and ram in bytes)."""
-        from factory.budget.feasibility import Budget, int8_layout
+    def checked_budget(self) -> Budget:
+        """The limits with what checking them needs: the latency model and the delivered graph's INT8 layout."""
+        from factory.budget.feasibility import int8_layout
 
-        limits = (self.budget_params, self.budget_macs, self.budget_flash, self.budget_ram, self.budget_latency)
-        return Budget(*limits).with_model(self.latency_model).with_int8(int8_layout(self.recipe))
+        return self.budget.with_model(self.latency_model).with_int8(int8_layout(self.recipe))
 
     def run_profile(self) -> Path:
         """Where the build keeps its copy of the device profile."""
@@ -67,11 +60,7 @@ class BuildRequest:
     def stage_options(self) -> dict[str, Any]:
         """The options the search and post-processing stages take from the request."""
         return {
-            "budget_params": self.budget_params,
-            "budget_macs": self.budget_macs,
-            "budget_flash": self.budget_flash,
-            "budget_ram": self.budget_ram,
-            "budget_latency": self.budget_latency,
+            "budget": self.budget,
             "latency_profile": self.run_profile() if self.latency_profile else None,
             "device": self.device,
             "progress": self.progress,
@@ -80,7 +69,7 @@ class BuildRequest:
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed build to continue this one."""
         return {
-            "budget": self.budget().to_dict(),
+            "budget": self.budget.to_dict(),
             **({"latency_profile": _digest(self.latency_profile)} if self.latency_profile else {}),
             **({"objectives": self.objectives} if self.objectives else {}),
             "recipe": self.recipe.to_dict(),
@@ -146,10 +135,10 @@ def _digest(path: Path) -> str:
 def _check_budget(request: BuildRequest, num_classes: int) -> Any:
     """An infeasible budget (or a latency profile of another space) is an error before any training, naming
     the smallest reachable figures. Returns the latency model fitted on the profile (None without one)."""
-    from factory.finetune.picks import check_feasible
+    from factory.budget.feasibility import check_feasible
 
     spec = request.recipe.space.to_spec(num_classes)
-    budget, model = request.budget(), None
+    budget, model = request.checked_budget(), None
     if request.latency_profile is not None:
         from factory.budget.feasibility import delivered_precision
         from factory.profile.predictor import LatencyModel
@@ -198,7 +187,7 @@ def _stage_train(request: BuildRequest) -> dict[str, Any]:
         return {"source": source["path"], "mode": plan.mode}
     if final.is_file() and (request.out / "supernet" / "metrics.json").is_file():
         return {"already_trained": True}
-    budget = request.budget()
+    budget = request.checked_budget()
     metrics = train_supernet(
         request.recipe, request.out, device=request.device, resume=True, progress=request.progress, budget=budget
     )
@@ -214,7 +203,12 @@ def _stage_transfer(request: BuildRequest) -> dict[str, Any]:
     if plan is None or plan.mode == "reuse":
         return {"skipped": "no --supernet" if plan is None else "the super-network was trained on this data"}
     metrics = transfer_supernet(
-        plan, request.recipe, request.out, device=request.device, progress=request.progress, budget=request.budget()
+        plan,
+        request.recipe,
+        request.out,
+        device=request.device,
+        progress=request.progress,
+        budget=request.checked_budget(),
     )
     keep = ("largest_test_top1", "smallest_test_top1", "train_seconds", "trained_for_budget")
     return {"mode": plan.mode, "head_epochs": request.recipe.transfer.head_epochs} | {k: metrics.get(k) for k in keep}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from factory.budget.feasibility import Budget
 from factory.pipeline import BuildRequest, build
 from factory.recipe import save_recipe
 from factory.testing import tiny_budget, tiny_build_recipe
@@ -23,10 +24,11 @@ def write_tiny_recipe(folder: Path) -> Path:
 
 
 def run_build(out: Path, **kw: Any) -> dict:
-    """The tiny build on the CPU into `out`, quietly, within `tiny_budget()` parameters; `kw` go to the request."""
-    request = BuildRequest(
-        tiny_build_recipe(), out, budget_params=tiny_budget(), device="cpu", progress=False, log=lambda _: None, **kw
-    )
+    """The tiny build on the CPU into `out`, quietly, within `tiny_budget()` parameters; budget_<name>= keywords
+    add limits to it, the other `kw` go to the request."""
+    limits = {key.removeprefix("budget_"): kw.pop(key) for key in list(kw) if key.startswith("budget_")}
+    budget = Budget(params=tiny_budget(), **limits)
+    request = BuildRequest(tiny_build_recipe(), out, budget, device="cpu", progress=False, log=lambda _: None, **kw)
     return build(request)
 
 

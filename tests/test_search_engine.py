@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import factory.search.evaluation as evaluation
+from factory.budget.feasibility import Budget
 from factory.elastic import build_supernets
 from factory.errors import FactoryError
 from factory.search.engine import run_search
@@ -68,8 +69,12 @@ def fresh_run(trained: Path, tmp_path: Path) -> Path:
 
 
 def search(run: Path, splits, recipe=None, **kw):
+    """`run_search` on the test's data; budget_<name>= keywords are the limits, as the command line gives them."""
     kw.setdefault("device", "cpu")
     kw.setdefault("progress", False)
+    limits = {key.removeprefix("budget_"): kw.pop(key) for key in list(kw) if key.startswith("budget_")}
+    if limits:
+        kw["budget"] = Budget.parse(**limits, profile=kw.get("latency_profile"))
     return run_search(run, recipe=recipe or make_recipe(), splits=splits, backend="eager", **kw)
 
 

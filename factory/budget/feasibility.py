@@ -42,6 +42,40 @@ class Budget:
     latency_model: Callable[..., float] | None = field(default=None, compare=False, repr=False)
     int8: Int8Layout | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        for name in BUDGETED:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            counted = name != "latency"
+            wrong_type = isinstance(value, bool) or not isinstance(value, int if counted else (int, float))
+            if wrong_type or value <= 0:
+                example = "a count like 300k" if counted else "milliseconds like 2.5"
+                raise FactoryError(f"{FLAGS[name]} must be positive, {example}; got {value!r}")
+
+    @classmethod
+    def parse(
+        cls,
+        params: str | int | None = None,
+        macs: str | int | None = None,
+        flash: str | int | None = None,
+        ram: str | int | None = None,
+        latency: str | float | None = None,
+        profile: object | None = None,
+    ) -> Budget:
+        """The limits as a user writes them ("0.3M", "10M", "256KB", "1.5MiB", "2.5ms", or numbers); a malformed
+        or non-positive one, or a latency limit without the device `profile` it is predicted from, is a one-line
+        error naming its flag."""
+        from factory.budget.parse import parse_budget, parse_latency, parse_size
+
+        return cls(
+            parse_budget(params, FLAGS["params"]),
+            parse_budget(macs, FLAGS["macs"]),
+            parse_size(flash, FLAGS["flash"]),
+            parse_size(ram, FLAGS["ram"]),
+            parse_latency(latency, profile),
+        )
+
     @classmethod
     def from_dict(cls, budgets: Mapping[str, float | None]) -> Budget:
         """From a {"params": n, "macs": m, ...} mapping, missing keys unlimited (e.g. `SearchSettings.budgets`)."""
@@ -57,6 +91,10 @@ class Budget:
     def with_int8(self, layout: Int8Layout | None) -> Budget:
         """The same limits, flash and RAM counted in the INT8 graph of `layout` (None: the FP32 graph)."""
         return replace(self, int8=layout)
+
+    def limits(self) -> dict[str, int | float]:
+        """The limits that are set, {"params": 300000, "flash": 262144, ...}: the search's constraints."""
+        return {name: getattr(self, name) for name in BUDGETED if getattr(self, name) is not None}
 
     @property
     def limited(self) -> bool:

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from factory.budget.feasibility import BUDGETED, delivered_precision, int8_layout
+from factory.budget.feasibility import BUDGETED, Budget, check_feasible, delivered_precision, int8_layout
 from factory.errors import FactoryError
 from factory.finetune.measure import measure_config, measure_network
-from factory.finetune.picks import Budget, check_feasible, choose_picks, pick_id
+from factory.finetune.picks import choose_picks, pick_id
 from factory.finetune.tune import finetune_pick
 from factory.io import write_json_atomic
 from factory.nn.pick_file import save_pick_model
@@ -39,22 +39,17 @@ def read_search_result(run: Path) -> dict[str, Any]:
 def finetune_run(
     run_dir: str | Path,
     pick: str | None = None,
-    budget_params: int | None = None,
-    budget_macs: int | None = None,
+    budget: Budget | None = None,
     device: str = "auto",
-    budget_flash: int | None = None,
-    budget_ram: int | None = None,
-    budget_latency: float | None = None,
     latency_profile: str | Path | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Choose the picks (once) and post-process each unfinished one; returns every pick's metrics."""
+    """Choose the picks (once) and post-process each unfinished one; returns every pick's metrics. `budget`: the
+    limits to pick under, each one not given taken from the search's."""
     run = Path(run_dir)
     result = read_search_result(run)
-    search_budget = result.get("budgets") or {}
-    given = {"params": budget_params, "macs": budget_macs, "flash": budget_flash, "ram": budget_ram}
-    given["latency"] = budget_latency
-    budget = Budget.from_dict({k: v if v is not None else search_budget.get(k) for k, v in given.items()})
+    given = budget.limits() if budget is not None else {}
+    budget = Budget.from_dict({**(result.get("budgets") or {}), **given})
     weights = Path(result["supernet"]) if result.get("supernet") else run / "supernet" / FINAL
     spec, supernets, checkpoint = load_supernets(weights)
     recipe = run_recipe(run, checkpoint.get("recipe"))

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from factory.budget import latency_profile_digest, parse_budget, parse_latency, parse_size
+from factory.budget import latency_profile_digest, parse_latency
 from factory.budget.feasibility import Budget, check_feasible, delivered_precision, int8_layout
 from factory.data import DatasetSplits, load_dataset
 from factory.elastic import OFASupernet
@@ -588,16 +588,12 @@ def run_search(
     run_dir: str | Path,
     recipe: Recipe | str | Path | None = None,
     objectives: str | Sequence[str] | None = None,
-    budget_params: int | str | None = None,
-    budget_macs: int | str | None = None,
+    budget: Budget | None = None,
     algorithm: str | None = None,
     device: str = "auto",
     resume: bool = True,
     progress: bool = True,
     *,
-    budget_flash: int | str | None = None,
-    budget_ram: int | str | None = None,
-    budget_latency: float | str | None = None,
     latency_profile: str | Path | None = None,
     force: bool = False,
     backend: str = "auto",
@@ -611,12 +607,12 @@ def run_search(
         objectives: "params" | "macs" | "latency" (accuracy plus that), a comma list, or a sequence; "top1"
             alone searches accuracy only. Default: the recipe's. Latency is measured with onnxruntime on
             this CPU for every new network the surrogate search meets: slow, for small searches.
-        budget_params, budget_macs: upper bounds ("300k", "0.3M" or a count), constraints of the search.
-        budget_flash, budget_ram: upper bounds in bytes ("256KB", "1.5MB" or a count) on the exported FP32
-            graph's weights and peak activation memory (`factory.space.footprint`), constraints too.
-        budget_latency: milliseconds at batch 1 on the device `latency_profile` (a `factory profile` file)
-            was measured on, predicted by the model fitted on it; the profile also makes the latency
-            objective predicted instead of measured on this CPU.
+        budget: the limits, constraints of the search (`Budget.parse("0.3M", flash="256KB", ...)`): params and
+            MACs; flash and RAM in bytes of the graph the build delivers (INT8 when the recipe exports INT8);
+            latency in milliseconds at batch 1 on the device `latency_profile` (a `factory profile` file) was
+            measured on, predicted by the model fitted on it.
+        latency_profile: that device profile; it also makes the latency objective predicted instead of
+            measured on this CPU.
         algorithm: "nat2" (default: the recipe's) or "nat" (the baseline).
         device: "auto" | "cpu" | "cuda".
         resume: continue a search found in RUN/search (otherwise an existing search is an error).
@@ -638,17 +634,9 @@ def run_search(
         raise FactoryError(f"no trained super-network at {checkpoint}; run `factory train --out {run}` first")
     spec, supernets, state = load_supernets(checkpoint)
     resolved = _resolve_recipe(recipe, run, state)
-    settings = resolve_settings(
-        resolved.search,
-        objectives,
-        parse_budget(budget_params, "--budget-params"),
-        parse_budget(budget_macs, "--budget-macs"),
-        algorithm,
-        parse_size(budget_flash, "--budget-flash"),
-        parse_size(budget_ram, "--budget-ram"),
-        parse_latency(budget_latency, latency_profile),
-        latency_profile_digest(latency_profile),
-    )
+    if budget is not None:
+        parse_latency(budget.latency, latency_profile)  # a latency limit needs the device profile that predicts it
+    settings = resolve_settings(resolved.search, objectives, budget, algorithm, latency_profile_digest(latency_profile))
     splits = splits if splits is not None else load_dataset(resolved.data)
     if splits.num_classes != spec.num_classes:
         raise FactoryError(

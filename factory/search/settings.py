@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from factory.budget.feasibility import Budget
 from factory.errors import FactoryError
 from factory.recipe import SearchConfig
 from factory.space.sampling import Sampler
@@ -84,12 +85,10 @@ class SearchSettings:
 
     mode: AlgorithmMode
     objectives: tuple[str, ...]
-    budget_params: int | None
-    budget_macs: int | None
     config: SearchConfig
-    budget_flash: int | None = None  # bytes
-    budget_ram: int | None = None  # bytes
-    budget_latency: float | None = None  # ms, predicted from the latency profile
+    budget: Budget = dataclasses.field(
+        default_factory=Budget
+    )  # the limits only (flash and RAM in bytes, latency in ms from the profile)
     latency_profile: str | None = None  # digest of the device profile the latency comes from
 
     @property
@@ -108,32 +107,23 @@ class SearchSettings:
         return self.config.archive_size if self.mode.fixed_archive else None
 
     @property
-    def budgets(self) -> dict[str, int]:
+    def budgets(self) -> dict[str, int | float]:
         """The complexity budgets that are set, as inequality constraints value <= budget."""
-        out = {"params": self.budget_params, "macs": self.budget_macs, "flash": self.budget_flash}
-        out["ram"] = self.budget_ram
-        out["latency"] = self.budget_latency
-        return {k: v for k, v in out.items() if v is not None}
+        return self.budget.limits()
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a resumed search must share; `iterations` may grow, so it is left out."""
         search = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "iterations"}
         search = {k: list(v) if isinstance(v, tuple) else v for k, v in search.items()}
+        b = self.budget
+        optional = {f"budget_{name}": getattr(b, name) for name in ("flash", "ram", "latency")}
+        optional["latency_profile"] = self.latency_profile
         return {
             "algorithm": self.mode.name,
             "objectives": list(self.objectives),
-            "budget_params": self.budget_params,
-            "budget_macs": self.budget_macs,
-            **{
-                key: value
-                for key, value in (
-                    ("budget_flash", self.budget_flash),
-                    ("budget_ram", self.budget_ram),
-                    ("budget_latency", self.budget_latency),
-                    ("latency_profile", self.latency_profile),
-                )
-                if value is not None
-            },
+            "budget_params": b.params,
+            "budget_macs": b.macs,
+            **{key: value for key, value in optional.items() if value is not None},
             "search": search,
         }
 
@@ -141,12 +131,8 @@ class SearchSettings:
 def resolve_settings(
     config: SearchConfig,
     objectives: str | Sequence[str] | None = None,
-    budget_params: int | None = None,
-    budget_macs: int | None = None,
+    budget: Budget | None = None,
     algorithm: str | None = None,
-    budget_flash: int | None = None,
-    budget_ram: int | None = None,
-    budget_latency: float | None = None,
     latency_profile: str | None = None,
 ) -> SearchSettings:
     """Validate the recipe's search section and the overrides into one `SearchSettings`."""
@@ -174,15 +160,5 @@ def resolve_settings(
             f"recipe {shown} is out of range (archive sizes >= {MIN_ARCHIVE}, counts >= 1, probabilities in 0..1); "
             "fix the recipe's search section"
         )
-    given = {
-        "--budget-params": budget_params,
-        "--budget-macs": budget_macs,
-        "--budget-flash": budget_flash,
-        "--budget-ram": budget_ram,
-    }
-    for name, value in given.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise FactoryError(f"{name} must be a positive count like 300k, got {value!r}")
-    return SearchSettings(
-        mode, objs, budget_params, budget_macs, config, budget_flash, budget_ram, budget_latency, latency_profile
-    )
+    limits = Budget.from_dict(budget.limits()) if budget is not None else Budget()  # the limits alone
+    return SearchSettings(mode, objs, config, limits, latency_profile)
