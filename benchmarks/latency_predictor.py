@@ -28,7 +28,6 @@ import numpy as np
 
 from benchmarks import run_cli
 from factory.budget.feasibility import Budget, int8_layout
-from factory.profile.device import profile_kit
 from factory.profile.kit import kit_configs, write_kit
 from factory.profile.predictor import (
     LatencyPredictor,
@@ -38,6 +37,7 @@ from factory.profile.predictor import (
     latencies,
     profiled_precisions,
 )
+from factory.profile.target import profile_kit
 from factory.recipe import load_recipe
 from factory.space.config import SubnetConfig
 

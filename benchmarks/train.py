@@ -5,7 +5,7 @@
 Both train the maximal width-1.0 sub-network of the real OFAv2 super-network (MobileNetV3-Large channel
 plan, 32x32, batch 128, SGD, cross-entropy, channels-last as the trainer uses) on the same random batches, on CPU:
 - static: the extracted StaticNetwork (plain nn.Modules);
-- elastic: the super-network with that config active, through the trainer's ElasticObjective (weight
+- elastic: the super-network with that config active, through the trainer's StepLoss (weight
   slicing, elastic kernels and BN), i.e. what elasticity costs per image.
 The ratio elastic / static is the headline (target > 0.7). For information, the full elastic phase of the
 trainer (K sampled sub-networks per batch plus the distillation teacher) is timed too and reported as
@@ -28,7 +28,7 @@ from factory.space import SpaceSpec, SubnetConfig, largest_config
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_configs
 from factory.training.losses import ensemble_teacher_probs
-from factory.training.objective import ElasticObjective, StepTarget
+from factory.training.step_loss import StepLoss, StepTarget
 
 
 def _say(text: str) -> None:
@@ -82,7 +82,7 @@ def main() -> None:
     static_rate = _time_steps(plain_step(static, torch.optim.SGD(static.parameters(), lr=0.01)), batches, args.warmup)
     _say(f"static maximal network: {static_rate:.0f} images/s")
 
-    objective = ElasticObjective(supernet.train(), layout)
+    objective = StepLoss(supernet.train(), layout)
     optimizer = torch.optim.SGD(supernet.parameters(), lr=0.01)
 
     def elastic_step(images: torch.Tensor, labels: torch.Tensor) -> None:

@@ -53,12 +53,12 @@ def main() -> None:
 def data_command(dataset: str, data_dir: str | None, recipe: str | None, list_only: bool) -> None:
     """Load a dataset and print its split sizes and class count."""
     from factory.data import dataset_names, load_dataset
-    from factory.recipe import DataConfig, load_recipe
+    from factory.recipe import DataSection, load_recipe
 
     if list_only:
         click.echo("\n".join(dataset_names()))
         return
-    base = load_recipe(recipe).data if recipe else DataConfig()
+    base = load_recipe(recipe).data if recipe else DataSection()
     cfg = dataclasses.replace(base, dataset=dataset, data_dir=data_dir if data_dir is not None else base.data_dir)
     splits = load_dataset(cfg)
     sizes = splits.sizes()
@@ -405,7 +405,7 @@ def profile_command(kit: str, out_file: str, threads: int, runs: int, warmup: in
 
     Needs only onnxruntime, numpy and click (install the factory wheel with --no-deps beside them).
     """
-    from factory.profile.device import profile_kit, read_manifest
+    from factory.profile.target import profile_kit, read_manifest
 
     total = len(read_manifest(kit)["networks"]) * rounds
     with click.progressbar(length=total, label="profiling", file=sys.stderr, show_eta=True) as bar:

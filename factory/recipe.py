@@ -19,16 +19,16 @@ from typing import Annotated, Any, Union
 import yaml
 
 from factory.bounds import Count, Fraction, NonNegative, Positive, PositiveInt, Probability, Range, Seed
-from factory.data.config import DataConfig
+from factory.data.config import DataSection
 from factory.errors import FactoryError
-from factory.space.config import SpaceConfig
+from factory.space.config import SpaceSection
 
 # The shipped recipes: package data (factory/recipes/*.yaml).
 RECIPES_DIR = importlib.resources.files("factory") / "recipes"
 
 
 @dataclass
-class TrainConfig:
+class TrainSection:
     """Super-network training: warm-up of the maximal networks, then elastic training (paper values in GPU recipes)."""
 
     batch_size: PositiveInt = 256
@@ -75,7 +75,7 @@ ROLES = ("source", "target")
 
 
 @dataclass
-class TransferConfig:
+class TransferSection:
     """What the recipe does with a pre-trained super-network (NAT's transfer).
 
     A source recipe trains its super-network from scratch (and the result can serve other datasets); a target
@@ -104,7 +104,7 @@ class TransferConfig:
 
 
 @dataclass
-class SearchConfig:
+class SearchSection:
     """The NAT2 loop (see the method note's search-loop section; NAT's values in brackets there)."""
 
     algorithm: str = "nat2"  # nat2 | nat
@@ -128,7 +128,7 @@ class SearchConfig:
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneSection:
     """Two-step fine-tuning of the picks (paper section 3.5)."""
 
     picks: PositiveInt = 4  # the best-accuracy pick, the best in the second objective, and others along the front
@@ -143,7 +143,7 @@ class FinetuneConfig:
 
 
 @dataclass
-class TensorRTConfig:
+class TensorRTSection:
     """TensorRT engine building (GPU machines only)."""
 
     enabled: bool = True
@@ -162,7 +162,7 @@ class TensorRTConfig:
 
 
 @dataclass
-class Int8Config:
+class Int8Section:
     """INT8 post-training quantization of every exported graph (QDQ, onnxruntime), with a QAT fallback.
 
     Defaults chosen by measurement on the digits picks (README, INT8): percentile calibration kept the logits
@@ -184,7 +184,7 @@ class Int8Config:
 
 
 @dataclass
-class ExportConfig:
+class ExportSection:
     """ONNX export of each pick, one graph per exit."""
 
     opset: Annotated[int, Range(18)] = 18  # torch.onnx's dynamo exporter needs 18 at least
@@ -192,12 +192,12 @@ class ExportConfig:
     simplify: bool = False
     parity_images: PositiveInt = 256
     parity_atol: Positive = 1e-4
-    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
-    int8: Int8Config = field(default_factory=Int8Config)
+    tensorrt: TensorRTSection = field(default_factory=TensorRTSection)
+    int8: Int8Section = field(default_factory=Int8Section)
 
 
 @dataclass
-class BenchmarkConfig:
+class BenchSection:
     """Latency measurement of each exported model."""
 
     warmup: Count = 10
@@ -213,14 +213,14 @@ class Recipe:
 
     name: str = "custom"
     description: str = ""
-    data: DataConfig = field(default_factory=DataConfig)
-    space: SpaceConfig = field(default_factory=SpaceConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
-    transfer: TransferConfig = field(default_factory=TransferConfig)
+    data: DataSection = field(default_factory=DataSection)
+    space: SpaceSection = field(default_factory=SpaceSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    search: SearchSection = field(default_factory=SearchSection)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    export: ExportSection = field(default_factory=ExportSection)
+    bench: BenchSection = field(default_factory=BenchSection)
+    transfer: TransferSection = field(default_factory=TransferSection)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -318,7 +318,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 
 # Sections renamed since earlier releases: an older recipe (or a run's stored recipe) still reads.
-SECTION_ALIASES = {"postprocess": "finetune"}
+SECTION_ALIASES = {"postprocess": "finetune", "benchmark": "bench"}
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:

@@ -74,7 +74,7 @@ TINY: dict[str, Any] = {
     },
     "finetune": {"picks": 2, "max_epochs": 1, "patience": 1, "batch_size": 64},
     "export": {"parity_images": 64},
-    "benchmark": {"warmup": 2, "iterations": 5, "batch_sizes": [1, 4]},
+    "bench": {"warmup": 2, "iterations": 5, "batch_sizes": [1, 4]},
 }
 TINY_BUDGET = 60_000  # parameters: between the tiny space's smallest and largest networks
 

@@ -17,7 +17,7 @@ from factory.data import (
     stratified_split,
 )
 from factory.errors import FactoryError
-from factory.recipe import DataConfig
+from factory.recipe import DataSection
 
 from .data_helpers import data_cfg
 
@@ -126,7 +126,7 @@ def test_split_validates_dtype():
 
 
 def test_accepts_the_recipe_dataconfig():
-    splits = load_dataset(DataConfig(image_size=16))
+    splits = load_dataset(DataSection(image_size=16))
     assert splits.name == "digits" and splits.train.images.shape[1:] == (3, 16, 16)
 
 

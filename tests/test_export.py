@@ -9,7 +9,7 @@ import torch
 from factory.export.onnx import ParityError, check_parity, export_onnx, read_metadata
 from factory.export.pick import deployment_graphs, export_pick
 from factory.nn import StaticNetwork
-from factory.recipe import ExportConfig, TensorRTConfig
+from factory.recipe import ExportSection, TensorRTSection
 from factory.space import KINDS, SpaceSpec, largest_config
 
 SPACE = {"resolutions": (24,), "stem_channels": 8, "first_block_channels": 8, "stage_channels": (8, 8, 16, 16, 16)}
@@ -42,8 +42,8 @@ def all_exit_network(kind: str) -> StaticNetwork:
     return calibrated(StaticNetwork(spec, largest_config(spec), spec.exits()))
 
 
-def settings(**kw) -> ExportConfig:
-    return ExportConfig(tensorrt=TensorRTConfig(enabled=False), **kw)
+def settings(**kw) -> ExportSection:
+    return ExportSection(tensorrt=TensorRTSection(enabled=False), **kw)
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -14,7 +14,7 @@ from factory.export.int8 import device_images, int8_done, quantize_pick
 from factory.export.pick import export_pick
 from factory.export.run import parity_inputs
 from factory.nn import StaticNetwork
-from factory.recipe import Int8Config, Recipe, TensorRTConfig
+from factory.recipe import Int8Section, Recipe, TensorRTSection
 from factory.runtime import make_session
 from factory.space import largest_config
 from factory.testing import tiny_build_recipe
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def recipe_with(**int8) -> Recipe:
     recipe = tiny_build_recipe()
-    export = dataclasses.replace(recipe.export, tensorrt=TensorRTConfig(enabled=False), int8=Int8Config(**int8))
+    export = dataclasses.replace(recipe.export, tensorrt=TensorRTSection(enabled=False), int8=Int8Section(**int8))
     return dataclasses.replace(recipe, export=export)
 
 

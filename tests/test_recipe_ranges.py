@@ -54,7 +54,7 @@ LEAVES = _numeric_leaves(Recipe)
 def test_the_walk_finds_the_recipe_keys() -> None:
     keys = {".".join(path) for path, _, _ in LEAVES}
     assert {"train.warmup_epochs", "train.lr", "data.image_size", "space.resolutions", "search.adapt_epochs"} <= keys
-    assert {"export.tensorrt.max_batch", "benchmark.batch_sizes", "finetune.lr"} <= keys
+    assert {"export.tensorrt.max_batch", "bench.batch_sizes", "finetune.lr"} <= keys
 
 
 @pytest.mark.parametrize(("path", "tp", "default"), LEAVES, ids=[".".join(p) for p, _, _ in LEAVES])

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from factory.recipe import SearchConfig
+from factory.recipe import SearchSection
 from factory.search.archive import Archive, Member
 from factory.search.engine import (
     STREAM_PREDICTOR,
@@ -42,7 +42,7 @@ EXPECTED = DATA / "search_regression.json"
 OBJECTIVES = ("top1", "params")
 BUDGETS = {"params": 300_000}  # the digits demo's --budget-params 0.3M: a constraint that binds
 # The digits recipe's search section (factory/recipes/digits.yaml), as the values stood when the file was made.
-SEARCH = SearchConfig(predictor_folds=5, population=40, generations=10, candidates_per_iteration=8, seed=0)
+SEARCH = SearchSection(predictor_folds=5, population=40, generations=10, candidates_per_iteration=8, seed=0)
 
 
 def read_archive(path: Path) -> tuple[Encoding, list[Member]]:

@@ -31,7 +31,7 @@ from factory.export.engine_check import (
 from factory.export.onnx import FP16_MAX, export_onnx, fp16_graph, read_metadata
 from factory.export.pick import deployment_graphs, export_pick
 from factory.nn import StaticNetwork
-from factory.recipe import ExportConfig, TensorRTConfig
+from factory.recipe import ExportSection, TensorRTSection
 from factory.space import KINDS, SpaceSpec
 
 from .space_helpers import all_exit_network
@@ -328,7 +328,7 @@ def fake_tensorrt(monkeypatch, engine_logits):
 
 def export_with_fake_tensorrt(folder: Path) -> dict:
     net = trained_like("ee-dense")
-    settings = ExportConfig(tensorrt=TensorRTConfig(enabled=True, fp16=True))
+    settings = ExportSection(tensorrt=TensorRTSection(enabled=True, fp16=True))
     return export_pick(folder, net, torch.randn(40, 3, 24, 24), settings, (0.5,) * 3, (0.25,) * 3, list("abcde"))
 
 
@@ -448,7 +448,7 @@ def test_engine_interface_precision_and_accuracy(fp16, tmp_path):
 def test_export_builds_checked_engines_and_rejects_a_failing_one(monkeypatch, tmp_path):
     _need_tensorrt()
     net = trained_like("ee-dense")  # FP32 engines: no near-tie of a random network can flip in FP32 math
-    settings = ExportConfig(tensorrt=TensorRTConfig(enabled=True, fp16=False, min_batch=1, opt_batch=8, max_batch=16))
+    settings = ExportSection(tensorrt=TensorRTSection(enabled=True, fp16=False, min_batch=1, opt_batch=8, max_batch=16))
     images = torch.randn(48, 3, 24, 24)
     record = export_pick(tmp_path / "ok", net, images, settings, (0.5,) * 3, (0.25,) * 3, list("abcde"))
     for graph in record["graphs"]:

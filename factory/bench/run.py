@@ -42,9 +42,9 @@ def bench_run(run_dir: str | Path, force: bool = False, progress: bool = True) -
     from factory.bench import bench_model, result_at
 
     run = Path(run_dir)
-    settings = run_recipe(run).benchmark
+    settings = run_recipe(run).bench
     if not settings.batch_sizes or min(settings.batch_sizes) < 1:
-        raise FactoryError("benchmark.batch_sizes must list positive batch sizes, e.g. [1, 32]; fix the recipe")
+        raise FactoryError("bench.batch_sizes must list positive batch sizes, e.g. [1, 32]; fix the recipe")
     records: dict[str, dict[str, Any]] = {}
     engine_reason: str | None = None
     for entry in run_picks(run):

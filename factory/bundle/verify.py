@@ -1,7 +1,7 @@
 """The device side of the hand-off: check a bundle's files, rerun its samples, time its graphs.
 
 Imports only the standard library, numpy, onnxruntime and `factory.errors`, `factory.io` and
-`factory.profile.device` (themselves standard library, numpy and onnxruntime), so `factory verify` runs
+`factory.profile.target` (themselves standard library, numpy and onnxruntime), so `factory verify` runs
 where only onnxruntime, numpy and click are installed beside the project wheel (installed without its
 dependencies).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from factory.errors import FactoryError
 from factory.io import file_sha256, write_json_atomic
-from factory.profile.device import latency_of, machine, time_network
+from factory.profile.target import latency_of, machine, time_network
 
 REPORT_FORMAT = "factory-device-report/1"
 FP32_TOLERANCE = 1e-3  # max |logit difference| / (1 + |expected logit|) an FP32 graph may show on another CPU

@@ -13,7 +13,7 @@ from factory.errors import FactoryError
 
 
 @dataclass
-class DataConfig:
+class DataSection:
     """Where the images come from and how batches are made."""
 
     dataset: str = "digits"  # registry name: digits, cifar10, cifar100, tinyimagenet, imagefolder
@@ -29,21 +29,21 @@ class DataConfig:
     std: tuple[Positive, Positive, Positive] = (0.2470, 0.2435, 0.2616)
 
 
-_DEFAULT = DataConfig()
-DATA_DEFAULTS: dict[str, Any] = {f.name: getattr(_DEFAULT, f.name) for f in fields(DataConfig)}
+_DEFAULT = DataSection()
+DATA_DEFAULTS: dict[str, Any] = {f.name: getattr(_DEFAULT, f.name) for f in fields(DataSection)}
 
 
 def option(cfg: Any, name: str) -> Any:
-    """`cfg.name`, or DataConfig's default when the object does not carry that attribute (test doubles)."""
+    """`cfg.name`, or DataSection's default when the object does not carry that attribute (test doubles)."""
     return getattr(cfg, name, DATA_DEFAULTS[name])
 
 
-def make_data_config(**overrides: Any) -> DataConfig:
-    """A DataConfig with `overrides`; an unknown option is a user error naming it."""
+def make_data_config(**overrides: Any) -> DataSection:
+    """A DataSection with `overrides`; an unknown option is a user error naming it."""
     unknown = sorted(set(overrides) - set(DATA_DEFAULTS))
     if unknown:
         raise FactoryError(f"unknown data option(s) {', '.join(unknown)}; known: {', '.join(sorted(DATA_DEFAULTS))}")
-    return DataConfig(**overrides)
+    return DataSection(**overrides)
 
 
 def checked_image_size(cfg: Any) -> int:

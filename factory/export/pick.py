@@ -26,7 +26,7 @@ from factory.export.onnx import (
     simplify_onnx,
 )
 from factory.nn import StaticNetwork
-from factory.recipe import ExportConfig
+from factory.recipe import ExportSection
 from factory.training.aep import aep_weights
 
 EXPORT_FORMAT = "factory-export/1"
@@ -62,7 +62,7 @@ def export_pick(
     folder: str | Path,
     network: StaticNetwork,
     parity_inputs: torch.Tensor,
-    settings: ExportConfig,
+    settings: ExportSection,
     mean: tuple[float, ...],
     std: tuple[float, ...],
     classes: list[str] | None = None,
@@ -109,7 +109,7 @@ def export_pick(
 
 
 def _engine(
-    onnx_path: Path, resolution: int, settings: ExportConfig, timing_cache: str | Path | None, images: Any
+    onnx_path: Path, resolution: int, settings: ExportSection, timing_cache: str | Path | None, images: Any
 ) -> dict[str, Any]:
     """Build the TensorRT engine of one graph and check it against the graph on `images`.
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from factory.budget.feasibility import BUDGETED, Budget, figures, int8_layout
 from factory.errors import FactoryError
-from factory.profile.device import KIT_FORMAT
+from factory.profile.target import KIT_FORMAT
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.encoding import get_encoding
 from factory.space.footprint_int8 import Int8Layout

@@ -19,8 +19,8 @@ import numpy as np
 
 from factory.errors import FactoryError
 from factory.io import read_json_input
-from factory.profile.device import PROFILE_FORMAT
 from factory.profile.kit import space_fingerprint
+from factory.profile.target import PROFILE_FORMAT
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.footprint import graph_features
 

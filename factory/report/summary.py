@@ -113,7 +113,7 @@ def latency_fit(run: Path, pick: dict[str, Any], model: Any, budget: dict[str, A
     FP32 graph meets (a CPU without fast INT8 kernels), and the FP32 graph also fits the flash and RAM limits,
     the FP32 graph is delivered instead, and says so."""
     limit = budget.get("latency")
-    from factory.profile.device import measure_latency
+    from factory.profile.target import measure_latency
 
     if model is None:
         return {"latency_measured_ms": None}

@@ -124,7 +124,7 @@ class SubnetEvaluator:
         self.evaluator = Evaluator(
             splits.val, self.mean, self.std, t.eval_batch_size, backend, self.device, precision=self.precision
         )
-        self.latency_threads = recipe.benchmark.threads
+        self.latency_threads = recipe.bench.threads
         self.salt = {
             "bn_calib_images": t.bn_calib_images,
             "bn_calib_batch": t.bn_calib_batch,

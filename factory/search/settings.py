@@ -14,7 +14,7 @@ from typing import Any
 
 from factory.budget.feasibility import Budget
 from factory.errors import FactoryError
-from factory.recipe import SearchConfig
+from factory.recipe import SearchSection
 from factory.space.sampling import Sampler
 
 ACCURACY = "top1"  # always the first objective, minimised as the error 1 - top1
@@ -85,7 +85,7 @@ class SearchSettings:
 
     mode: AlgorithmMode
     objectives: tuple[str, ...]
-    config: SearchConfig
+    config: SearchSection
     budget: Budget = dataclasses.field(
         default_factory=Budget
     )  # the limits only (flash and RAM in bytes, latency in ms from the profile)
@@ -129,7 +129,7 @@ class SearchSettings:
 
 
 def resolve_settings(
-    config: SearchConfig,
+    config: SearchSection,
     objectives: str | Sequence[str] | None = None,
     budget: Budget | None = None,
     algorithm: str | None = None,

@@ -115,7 +115,7 @@ class SubnetConfig:
 
 
 @dataclass(frozen=True)
-class SpaceConfig:
+class SpaceSection:
     """The recipe's `space` section: the super-network family (kind) and its elastic values.
 
     The channel plan defaults to OFA MobileNetV3-Large; tests pass a tiny plan (a few channels) to stay fast.
@@ -146,11 +146,11 @@ class SpaceConfig:
 
     def to_spec(self, num_classes: int) -> SpaceSpec:
         """The SpaceSpec the networks are built from, for a dataset with `num_classes` classes."""
-        return SpaceSpec(num_classes=num_classes, **{f.name: getattr(self, f.name) for f in fields(SpaceConfig)})
+        return SpaceSpec(num_classes=num_classes, **{f.name: getattr(self, f.name) for f in fields(SpaceSection)})
 
 
 @dataclass(frozen=True)
-class SpaceSpec(SpaceConfig):
+class SpaceSpec(SpaceSection):
     """A super-network's full description: the recipe's space section plus the dataset's class count."""
 
     num_classes: PositiveInt = 10

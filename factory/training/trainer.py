@@ -56,8 +56,8 @@ from factory.training.device import autocast, grad_scaler, memory_format, resolv
 from factory.training.distributed import DistInfo, all_mean, barrier, cleanup, init_distributed
 from factory.training.evaluate import Evaluator
 from factory.training.losses import ensemble_teacher_probs
-from factory.training.objective import ElasticObjective, StepTarget
 from factory.training.phases import MAXIMAL_KINDS, PHASE_KINDS, EpochResult, Phase, plan_phases
+from factory.training.step_loss import StepLoss, StepTarget
 
 CHECKPOINT = "checkpoint.pt"
 BAR_REFRESH_STEPS = 20  # on CUDA the progress bar reads the running loss (a host sync) every this many steps
@@ -278,7 +278,7 @@ class SupernetTrainer:
         net = self.supernets[phase.width]
         for name, p in net.named_parameters():  # a heads phase freezes the body: no gradient flows into it
             p.requires_grad_(phase.kind != "heads" or name.startswith("heads."))
-        model: nn.Module = ElasticObjective(net, self.layout)
+        model: nn.Module = StepLoss(net, self.layout)
         if self.info.enabled:
             devices = [self.device] if self.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(model, device_ids=devices, find_unused_parameters=True)

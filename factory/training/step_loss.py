@@ -1,7 +1,7 @@
 """The training objective of one step: several sub-networks of one super-network on one batch.
 
 Each sub-network is a `StepTarget` (config, active exits, AEP exit weights, share of the loss); the trainer
-builds them per step (`SupernetTrainer.step_targets`) and `ElasticObjective` sums their losses in a single
+builds them per step (`SupernetTrainer.step_targets`) and `StepLoss` sums their losses in a single
 forward, the one DistributedDataParallel wraps.
 """
 
@@ -31,7 +31,7 @@ class StepTarget:
     share: float = 1.0
 
 
-class ElasticObjective(nn.Module):
+class StepLoss(nn.Module):
     """The summed loss of several sub-networks on one batch, as one module so DDP sees one forward.
 
     Every process samples the same configs (same seed), so DistributedDataParallel reduces matching
