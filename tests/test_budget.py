@@ -39,3 +39,32 @@ def test_format_count():
     assert format_count(300_000) == "300.0k"
     assert format_count(12_500_000) == "12.50M"
     assert format_count(None) == "-"
+
+
+def test_figures_round_trip_through_the_run_folder_s_record_keys():
+    import pytest
+
+    from factory.budget.feasibility import Budget
+    from factory.budget.figures import Figures
+
+    figures = Figures(1200, 34_000, flash=5_000, ram=700, latency=0.25)
+    record = figures.to_record()
+    assert record == {"params": 1200, "macs": 34_000, "latency_ms": 0.25, "flash_bytes": 5_000, "ram_bytes": 700}
+    assert Figures.from_record(record) == figures and figures.value("flash") == 5000.0
+    assert Figures.from_record({"params": 3, "macs": 4}) == Figures(3, 4)
+    assert Budget(params=1200, ram=700).admits(figures) and not Budget(ram=699).admits(figures)
+    with pytest.raises(ValueError, match="unknown figure"):
+        figures.value("flash_bytes")
+
+
+def test_a_budget_refuses_a_non_positive_limit_in_one_line():
+    import pytest
+
+    from factory.budget.feasibility import Budget
+    from factory.errors import FactoryError
+
+    with pytest.raises(FactoryError, match="--budget-params must be positive"):
+        Budget(params=0)
+    with pytest.raises(FactoryError, match="--budget-latency"):
+        Budget(latency=-1.0)
+    assert Budget.parse("0.3M", flash="256KB").limits() == {"params": 300_000, "flash": 256_000}

@@ -106,8 +106,8 @@ def test_budget_needs_the_figures_its_limits_name():
     spec = tiny_spec("ee-dense")
     config = smallest_config(spec)
     every = figures(spec, config)
-    assert Budget(flash=every["flash"], ram=every["ram"]).fits(spec, config)
-    assert not Budget(ram=every["ram"] - 1).fits(spec, config)
+    assert Budget(flash=every.flash, ram=every.ram).fits(spec, config)
+    assert not Budget(ram=every.ram - 1).fits(spec, config)
     with pytest.raises(ValueError, match="flash"):
         Budget(flash=10).allows(params=1, macs=1)
     assert Budget(flash=1000, ram=2000).to_dict() == {"params": None, "macs": None, "flash": 1000, "ram": 2000}

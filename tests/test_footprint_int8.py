@@ -89,7 +89,7 @@ def test_int8_figures_are_about_a_third_of_fp32_and_follow_the_recipe():
     config = largest_config(spec)
     flash, ram = int8_footprint(spec, config)
     assert flash < 0.5 * flash_bytes(spec, config) and ram < 0.5 * ram_bytes(spec, config)
-    assert figures(spec, config, int8=Int8Layout())["flash"] == flash
+    assert figures(spec, config, int8=Int8Layout()).flash == flash
     recipe = load_recipe("digits")
     assert int8_layout(recipe) == (Int8Layout() if recipe.export.int8.enabled else None)
     recipe.export.int8.exclude_ops = ("Add",)

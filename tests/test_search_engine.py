@@ -159,7 +159,7 @@ def test_flash_and_ram_budgets_bind_candidates(trained, splits, tmp_path) -> Non
 
     def sizes(config):
         values = figures(encoding.spec, config, int8=layout)
-        return values["flash"], values["ram"]
+        return values.flash, values.ram
 
     smallest = encoding.decode(smallest_vector(encoding))
     flash, ram = 3 * sizes(smallest)[0], 2 * sizes(smallest)[1]

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from factory.budget.figures import BUDGETED, Figures
 from factory.budget.parse import format_bytes, format_count
 from factory.errors import FactoryError
 from factory.space.config import SpaceSpec, SubnetConfig, smallest_config
 from factory.space.counting import count_macs, count_params
 from factory.space.footprint_int8 import Int8Layout, delivered_footprint
 
-BUDGETED = ("params", "macs", "flash", "ram", "latency")
 FLAGS = {
     "params": "--budget-params",
     "macs": "--budget-macs",
@@ -121,10 +121,14 @@ class Budget:
                 return False
         return True
 
+    def admits(self, figures: Figures) -> bool:
+        """Whether a network with these figures meets every limit (see `allows`)."""
+        return self.allows(figures.params, figures.macs, figures.flash, figures.ram, figures.latency)
+
     def fits(self, spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> bool:
         """Whether the network of `config` with `exits` (default: its own exit) meets every limit."""
         values = figures(spec, config, exits, footprint=self.needs_footprint, int8=self.int8)
-        return self.allows(**values, latency=self.predicted(config, exits))
+        return self.admits(replace(values, latency=self.predicted(config, exits)))
 
     def predicted(self, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> float | None:
         """The latency model's milliseconds when a latency limit is set (None otherwise)."""
@@ -167,14 +171,12 @@ def figures(
     exits: tuple[int, ...] | None = None,
     footprint: bool = True,
     int8: Int8Layout | None = None,
-) -> dict[str, int | None]:
+) -> Figures:
     """params, MACs and (when `footprint`) the flash and RAM bytes of `config` with `exits`: of its INT8
-    graph when `int8` gives the layout (an ensemble's weights counted as distinct), else of its FP32 graph."""
-    out: dict[str, int | None] = {"params": count_params(spec, config, exits), "macs": count_macs(spec, config, exits)}
-    out["flash"], out["ram"] = (None, None)
-    if footprint:
-        out["flash"], out["ram"] = delivered_footprint(spec, config, exits, int8)
-    return out
+    graph when `int8` gives the layout (an ensemble's weights counted as distinct), else of its FP32 graph.
+    Latency is left to the caller's model (`Budget.predicted`)."""
+    flash, ram = delivered_footprint(spec, config, exits, int8) if footprint else (None, None)
+    return Figures(count_params(spec, config, exits), count_macs(spec, config, exits), flash, ram)
 
 
 def delivered_precision(recipe: Any) -> str:
@@ -211,7 +213,9 @@ def smallest_reachable(
     """
     configs = smallest_configs(spec) if configs is None else list(configs)
     every = [figures(spec, c, int8=budget.int8 if budget else None) for c in configs]
-    least: dict[str, Any] = {name: min(int(f[name]) for f in every) for name in ("params", "macs", "flash", "ram")}
+    least: dict[str, Any] = {
+        name: min(int(getattr(f, name)) for f in every) for name in ("params", "macs", "flash", "ram")
+    }
     least["latency"] = None
     if budget is not None and budget.latency is not None:
         least["latency"] = min(budget.predicted(c) for c in configs)

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from factory.budget import format_count
-from factory.budget.feasibility import BUDGETED, Budget, check_feasible, smallest_reachable
+from factory.budget.feasibility import Budget, check_feasible, smallest_reachable
+from factory.budget.figures import Figures
 from factory.errors import FactoryError
-from factory.search.archive import non_dominated, record_field
+from factory.search.archive import non_dominated
 from factory.search.subset import select_subset
 from factory.space import SubnetConfig
 
@@ -28,8 +29,7 @@ __all__ = ["Budget", "check_feasible", "choose_picks", "pick_id", "smallest_reac
 
 def record_figure(record: dict[str, Any], name: str) -> float | None:
     """A figure of an archive record by budget / objective name (flash and ram in bytes, latency in ms)."""
-    value = record.get(record_field(name))
-    return None if value is None else float(value)
+    return Figures.from_record(record).value(name)
 
 
 def choose_picks(
@@ -40,7 +40,7 @@ def choose_picks(
     Each record needs `config` (dict or SubnetConfig), `top1`, `params` and `macs`. The returned records
     carry a `pick_reason`: "best-accuracy", "best-<objective>" or "front".
     """
-    feasible = [r for r in records if budget.allows(*(record_figure(r, name) for name in BUDGETED))]
+    feasible = [r for r in records if budget.admits(Figures.from_record(r))]
     if not feasible:
         smallest = min(records, key=lambda r: record_figure(r, objective)) if records else None
         hint = (

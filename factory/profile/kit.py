@@ -38,7 +38,7 @@ def space_fingerprint(spec: SpaceSpec) -> str:
 def _load(budget: Budget, spec: SpaceSpec, config: SubnetConfig) -> float:
     """The largest share of a limit the network uses (0 without limits)."""
     values = figures(spec, config, footprint=budget.needs_footprint, int8=budget.int8)
-    shares = [values[n] / getattr(budget, n) for n in BUDGETED if getattr(budget, n) is not None]
+    shares = [values.value(n) / getattr(budget, n) for n in BUDGETED if getattr(budget, n) is not None]
     return max(shares, default=0.0)
 
 
@@ -102,10 +102,7 @@ def write_kit(
                 **extra,
                 "resolution": config.resolution,
                 "config": config.to_dict(),
-                "params": values["params"],
-                "macs": values["macs"],
-                "flash_bytes": values["flash"],
-                "ram_bytes": values["ram"],
+                **{k: v for k, v in values.to_record().items() if k != "latency_ms"},
             }
         )
     fingerprint = space_fingerprint(spec)

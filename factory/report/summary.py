@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from factory.budget.figures import RECORD_KEYS
 from factory.errors import FactoryError
 from factory.space.config import SubnetConfig
 
@@ -98,13 +99,9 @@ def device_fit(run: Path, folder: Path, graph: dict[str, Any], fp32: bool = Fals
     }
 
 
-BUDGET_FIGURES = {
-    "params": "params",
-    "macs": "macs",
-    "flash": "flash_bytes",
-    "ram": "ram_bytes",
-    "latency": "latency_measured_ms",  # the delivered graph timed here as the device profile times
-}
+# A pick's figure of each budget: the record keys, but latency is the delivered graph timed here as the device
+# profile times (not the search's prediction).
+BUDGET_FIGURES = {**RECORD_KEYS, "latency": "latency_measured_ms"}
 
 
 def latency_fit(run: Path, pick: dict[str, Any], model: Any, budget: dict[str, Any]) -> dict[str, Any]:

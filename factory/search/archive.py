@@ -17,6 +17,7 @@ import numpy as np
 from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_function
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
+from factory.budget.figures import Figures
 from factory.search.settings import ACCURACY
 from factory.space.config import SubnetConfig
 
@@ -50,14 +51,25 @@ class Member:
     def error(self) -> float:
         return 1.0 - self.top1
 
+    @property
+    def figures(self) -> Figures:
+        """What a budget limits, for this network."""
+        return Figures(self.params, self.macs, self.flash, self.ram, self.latency_ms)
+
+    @classmethod
+    def of(cls, config: SubnetConfig, x: tuple[int, ...], figures: Figures, iteration: int, version: str) -> Member:
+        """A network not evaluated yet (top-1 0), with its figures."""
+        f = figures
+        return cls(config, x, 0.0, f.params, f.macs, f.latency, iteration, version, f.flash, f.ram)
+
     def objective(self, name: str) -> float:
         """The value minimised for objective `name` (top1 -> error)."""
         if name == ACCURACY:
             return self.error
-        value = self.latency_ms if name == "latency" else getattr(self, name)
+        value = self.figures.value(name)
         if value is None:
             raise ValueError(f"{self.key} has no {name} figure")
-        return float(value)
+        return value
 
     def with_top1(self, top1: float, iteration: int, version: str) -> Member:
         return replace(self, top1=float(top1), iteration=iteration, version=version)
@@ -70,38 +82,19 @@ class Member:
             "encoding": [int(v) for v in self.x],
             "top1": float(self.top1),
             "error": float(self.error),
-            "params": int(self.params),
-            "macs": int(self.macs),
-            "latency_ms": None if self.latency_ms is None else float(self.latency_ms),
-            "flash_bytes": None if self.flash is None else int(self.flash),
-            "ram_bytes": None if self.ram is None else int(self.ram),
+            **self.figures.to_record(),
             "iteration": int(self.iteration),
             "version": self.version,
         }
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Member:
-        latency = data.get("latency_ms")
-        return cls(
-            config=SubnetConfig.from_dict(data["config"]),
-            x=tuple(int(v) for v in data["encoding"]),
-            top1=float(data["top1"]),
-            params=int(data["params"]),
-            macs=int(data["macs"]),
-            latency_ms=None if latency is None else float(latency),
-            iteration=int(data.get("iteration", 0)),
-            version=str(data.get("version", "")),
-            flash=None if data.get("flash_bytes") is None else int(data["flash_bytes"]),
-            ram=None if data.get("ram_bytes") is None else int(data["ram_bytes"]),
+        config = SubnetConfig.from_dict(data["config"])
+        x = tuple(int(v) for v in data["encoding"])
+        member = cls.of(
+            config, x, Figures.from_record(data), int(data.get("iteration", 0)), str(data.get("version", ""))
         )
-
-
-RECORD_FIELDS = {ACCURACY: "error", "latency": "latency_ms", "flash": "flash_bytes", "ram": "ram_bytes"}
-
-
-def record_field(name: str) -> str:
-    """The key of an objective or budget `name` in a member's record (`Member.to_record`)."""
-    return RECORD_FIELDS.get(name, name)
+        return replace(member, top1=float(data["top1"]))
 
 
 def objective_matrix(members: Sequence[Member], objectives: Sequence[str]) -> np.ndarray:

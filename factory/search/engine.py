@@ -35,13 +35,14 @@ from tqdm.auto import tqdm
 
 from factory.budget import latency_profile_digest, parse_latency
 from factory.budget.feasibility import Budget, check_feasible, delivered_precision, int8_layout
+from factory.budget.figures import Figures
 from factory.data import DatasetSplits, load_dataset
 from factory.elastic import OFASupernet
 from factory.errors import FactoryError
 from factory.io import write_json_atomic
 from factory.profile.predictor import LatencyModel
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
-from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding, record_field
+from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding
 from factory.search.callbacks import IterationCallback, ProgressBar
 from factory.search.distribution import GeneDistribution, width_epochs
 from factory.search.evaluation import Complexity, SubnetEvaluator
@@ -349,22 +350,9 @@ class SearchEngine:
         members = []
         bar = tqdm(total=len(configs), desc=f"evaluate ({phase})", unit="net", leave=False, disable=not self.progress)
         for i, (config, x) in enumerate(zip(configs, xs, strict=True)):
-            params, macs = self.complexity(config)
-            flash, ram = self.complexity.footprint(config)
             timed = "latency" in (*self.settings.objectives, *self.settings.budgets)
-            latency = self._latency(config) if timed else None
-            member = Member(
-                config,
-                tuple(int(v) for v in x),
-                0.0,
-                params,
-                macs,
-                latency,
-                iteration,
-                self.evaluator.version,
-                flash,
-                ram,
-            )
+            figures = self.complexity.figures(config, self._latency(config) if timed else None)
+            member = Member.of(config, tuple(int(v) for v in x), figures, iteration, self.evaluator.version)
             base = {**member.to_record(), "phase": phase}
             if predicted is not None:
                 base["predicted_error"] = float(predicted[i])
@@ -544,8 +532,10 @@ class SearchEngine:
             record = self.archive.members[i].to_record()
             record["rank"], record["crowding"] = int(rank[i]), _finite(crowd[i])
             ranked.append(record)
-        keys = [record_field(o) for o in self.settings.objectives[1:]]
-        front = sorted((r for r in ranked if r["rank"] == 0), key=lambda r: [r[k] for k in keys])
+        names = self.settings.objectives[1:]
+        front = sorted(
+            (r for r in ranked if r["rank"] == 0), key=lambda r: [Figures.from_record(r).value(n) for n in names]
+        )
         weights = self.files.weights if self.adapted else None
         result = {
             "algorithm": self.settings.mode.name,

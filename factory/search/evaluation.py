@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from factory.budget.figures import Figures
 from factory.data import DatasetSplits
 from factory.elastic import OFASupernet
 from factory.errors import FactoryError
@@ -62,6 +63,12 @@ class Complexity:
         if key not in self._footprints:
             self._footprints[key] = delivered_footprint(self.spec, config, None, self.int8)
         return self._footprints[key]
+
+    def figures(self, config: SubnetConfig, latency: float | None = None) -> Figures:
+        """Every figure of the deployable network of `config` (latency given by the caller's model)."""
+        params, macs = self(config)
+        flash, ram = self.footprint(config)
+        return Figures(params, macs, flash, ram, latency)
 
     def __call__(self, config: SubnetConfig) -> tuple[int, int]:
         key = config.key()
