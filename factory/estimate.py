@@ -1,18 +1,13 @@
 """A rough time estimate for a build, printed before it starts, from timed training steps on the device.
 
 Every stage's cost is expressed in "maximal-network training images": training sees each image once per
-epoch per sampled sub-network (sampled ones are single-exit and depth-uniform: ~0.3 of the all-exit
-maximal network, the teacher's forward ~0.35); an evaluation runs BN recalibration and the validation
-split at ~16x training speed plus a fixed cost (extraction, ONNX export: measured on a CIFAR-10 CPU build,
-197 s for 197 evaluations of 5,960 images where 4x estimated 11 minutes); a pick's two fine-tuning steps
-cost ~0.45 of the maximal network's epochs each (small networks, but the same data pipeline: a CIFAR-10
-pick trained at 735 images/s where the maximal network did 569; measured on a CIFAR-10 CPU build, 964 s
-for 4 picks); a training epoch costs 1.1x the timed step (the optimizer step, the batch pipeline, per-epoch
-validation and checkpoints: the real loop ran at 0.79-0.89x the timed rate on three CIFAR-10 CPU builds and
-0.89-1.10x on three digits builds, so the timed step alone left CIFAR-10 estimates up to 20% low; with 1.1
-and the per-pick export/bench/bundle seconds below, six whole builds fall within 16% of the clock). The
-estimate and each stage's are kept in RUN/build.json beside the measured seconds, and `benchmarks.cpu_curve`
-compares them; the timed step itself varies by about 15% with the machine's state.
+epoch per sampled sub-network (a sampled single-exit network costs SUBNET_COST of the all-exit maximal
+network, the teacher's forward TEACHER_COST); an evaluation runs BN recalibration and the validation split at
+INFERENCE_SPEEDUP times training speed plus a fixed cost; a pick's two fine-tuning steps cost
+PICK_FINETUNE_COST of the maximal network's epochs each; a training epoch costs TRAINING_LOOP_COST times the
+timed step. The measurements behind each constant, and how close whole builds came to the clock, are in
+`benchmarks/data/README.md` ("Time estimate constants"). The estimate and each stage's are kept in
+RUN/build.json beside the measured seconds, and `benchmarks.cpu_curve` compares them.
 """
 
 from __future__ import annotations
@@ -30,7 +25,7 @@ TEACHER_COST = 0.35
 SANDWICH_COST = 1.0  # the maximal network's own step in every elastic batch (train.sandwich)
 EVALUATION_OVERHEAD_S = 0.2
 PICK_FINETUNE_COST = 0.45
-TRAINING_LOOP_COST = 1.1  # a training loop's epoch against the timed forward + backward alone (see above)
+TRAINING_LOOP_COST = 1.1  # a training loop's epoch against the timed forward + backward alone
 HEADS_COST = 0.5  # a transfer's head warm-up: the maximal network's forward, backward through the heads only
 
 
@@ -89,8 +84,7 @@ def estimate_stages(
         "transfer": transfer_epochs * widths if transfer else 0.0,
         "search": evaluations * evaluation + s.iterations * (s.adapt_epochs * elastic_epoch + 5.0),
         "finetune": p.picks * 2 * p.max_epochs * (n_train + n_val) / ips * PICK_FINETUNE_COST,
-        # Per pick, as measured on digits, CIFAR-10 and transfer builds (export 0.4-1.5 s without an INT8 QAT
-        # fallback, which the estimate cannot foresee; bench 0.1-0.5 s; bundle 0.3-1.2 s).
+        # Per pick (benchmarks/data/README.md, "Time estimate constants"); an INT8 QAT fallback is not foreseen.
         "export": p.picks * 1.5,
         "bench": p.picks * 0.5,
         "report": 1.5,

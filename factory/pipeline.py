@@ -24,7 +24,6 @@ from factory.recipe import Recipe
 from factory.train.transfer import TransferPlan
 
 BUILD_FORMAT = "factory-build/1"
-STAGES = ("data", "train", "transfer", "search", "finetune", "export", "bench", "report", "bundle")
 
 
 @dataclass
@@ -46,6 +45,7 @@ class BuildRequest:
     log: Callable[[str], None] = print
     device_used: str = ""
     plan: TransferPlan | None = None  # how --supernet is used, decided before anything is written
+    splits: Any = None  # the loaded dataset, once `build` has checked it
 
     def checked_budget(self) -> Budget:
         """The limits with what checking them needs: the latency model and the delivered graph's INT8 layout."""
@@ -256,16 +256,41 @@ def _stage_bundle(request: BuildRequest) -> dict[str, Any]:
     return {"bundles": [str(f.relative_to(request.out)) for f in folders]}
 
 
-STAGE_FUNCTIONS: dict[str, Callable[[BuildRequest], dict[str, Any]]] = {
-    "train": _stage_train,
-    "transfer": _stage_transfer,
-    "search": _stage_search,
-    "finetune": _stage_finetune,
-    "export": _stage_export,
-    "bench": _stage_bench,
-    "report": _stage_report,
-    "bundle": _stage_bundle,
-}
+@dataclass(frozen=True)
+class Stage:
+    """One stage of `factory build`: what it reads from the run folder, what it writes there, and how it runs.
+
+    A stage runs once per build (build.json records it done); inside, it resumes from its own files (the
+    trainer's checkpoint, the search's state, each pick's finished files), so a rerun skips finished work.
+    Adding a stage is a package for it and one line below."""
+
+    name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    run: Callable[[BuildRequest], dict[str, Any]]
+
+    def done(self, state: dict[str, Any]) -> bool:
+        """Whether build.json's `state` records this stage finished."""
+        return self.name in state["stages"]
+
+
+def _stage_data(request: BuildRequest) -> dict[str, Any]:
+    """The splits were loaded (and cached) before any stage, to check the data first: their sizes are recorded."""
+    return {"images": request.splits.sizes()}
+
+
+PIPELINE: tuple[Stage, ...] = (
+    Stage("data", ("--data-dir",), ("the decoded-image cache",), _stage_data),
+    Stage("train", ("--supernet",), ("supernet/",), _stage_train),
+    Stage("transfer", ("supernet/supernet.pt",), ("supernet/supernet.pt",), _stage_transfer),
+    Stage("search", ("supernet/supernet.pt",), ("search/",), _stage_search),
+    Stage("finetune", ("search/result.json", "search/supernet.pt"), ("picks/<id>/model.pt",), _stage_finetune),
+    Stage("export", ("picks/<id>/model.pt",), ("picks/<id>/*.onnx", "picks/<id>/int8.json"), _stage_export),
+    Stage("bench", ("picks/<id>/export.json", "picks/<id>/int8.json"), ("picks/<id>/*.bench.json",), _stage_bench),
+    Stage("report", ("search/", "picks/"), ("summary.json", "report.md", "report.html", "pareto.png"), _stage_report),
+    Stage("bundle", ("summary.json", "picks/"), ("handoff/<id>/", "handoff/<id>.zip"), _stage_bundle),
+)
+STAGES = tuple(stage.name for stage in PIPELINE)
 
 
 def build(request: BuildRequest) -> dict[str, Any]:
@@ -278,6 +303,7 @@ def build(request: BuildRequest) -> dict[str, Any]:
     device = resolve_device(request.device)
     request.device_used = str(device)
     splits = load_dataset(request.recipe.data)  # a missing or malformed data folder fails before anything is written
+    request.splits = splits
     request.latency_model = _check_budget(request, splits.num_classes)
     require_source(request.recipe, request.supernet)
     if request.supernet is not None:
@@ -296,18 +322,18 @@ def build(request: BuildRequest) -> dict[str, Any]:
         estimate = estimate_stages(request.recipe, splits, device, skip=set(done), reuse=reuse, transfer=transfer)
         state.setdefault("estimates", []).append(estimate)  # one per start: a resumed build estimates what is left
         request.log(describe_estimate(estimate))
-    for stage in STAGES:
-        if stage in done:
-            request.log(f"[{stage}] done earlier, skipped")
+    for stage in PIPELINE:
+        if stage.done(state):
+            request.log(f"[{stage.name}] done earlier, skipped")
             continue
         started = time.perf_counter()
-        request.log(f"[{stage}] starting")
-        outcome = {"images": splits.sizes()} if stage == "data" else STAGE_FUNCTIONS[stage](request)
+        request.log(f"[{stage.name}] starting")
+        outcome = stage.run(request)
         seconds = round(time.perf_counter() - started, 2)
-        done[stage] = {"seconds": seconds, **outcome}
+        done[stage.name] = {"seconds": seconds, **outcome}
         write_json_atomic(request.out / "build.json", state)
-        request.log(f"[{stage}] finished in {seconds:.1f} s")
-        if request.stop_after == stage:
+        request.log(f"[{stage.name}] finished in {seconds:.1f} s")
+        if request.stop_after == stage.name:
             break
     summary_path = request.out / "summary.json"
     return json.loads(summary_path.read_text()) if "report" in done and summary_path.is_file() else {}

@@ -7,15 +7,13 @@ kernels. Two facts make that slow to train on CPU and how to fix it exactly:
   the zero gradient they would get anyway. A 7x7 kernel on a 1x1 map becomes a per-channel scale.
 - oneDNN's weight gradient is 3-10x slower when the kernel is larger than the unpadded input; padding
   the input explicitly and convolving without padding computes the same thing on its fast path.
-`python -m benchmarks.depthwise` (2 cores, batch 128, forward + backward, three runs): 480ch 1x1 k7
-59-65 -> 0.8-1.1 ms, 240ch 2x2 k7 22-23 -> 1.1-2.5 ms, 144ch 4x4 k7 17-30 -> 10-13 ms; 8x8 and larger
-maps keep the plain convolution, which is as fast there.
+8x8 and larger maps keep the plain convolution, which is as fast there.
 
 On CUDA the same convolution runs on PyTorch's own depthwise kernels instead of cuDNN's: cuDNN 9 builds (and for
 depthwise convolutions compiles at run time) an execution plan for every new input shape, and an elastic
-super-network meets new shapes at nearly every step. On an H200 (torch 2.11, cuDNN 9, 2026-12-04) a CIFAR-10
-elastic step with new sub-networks took 4-15 s against 0.1-0.2 s for a repeated one (`python -m
-benchmarks.gpu_throughput --probe`); PyTorch picks its own kernel for a float32 input in the default layout.
+super-network meets new shapes at nearly every step; PyTorch picks its own kernel for a float32 input in the
+default layout. The figures of both (`python -m benchmarks.depthwise`, `python -m benchmarks.gpu_throughput
+--probe`) are in `benchmarks/data/README.md` ("Depthwise convolution").
 """
 
 from __future__ import annotations
