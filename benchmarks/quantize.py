@@ -27,12 +27,12 @@ import torch
 from factory.bench.stats import latency_summary
 from factory.bench.timing import time_calls
 from factory.data import load_dataset
+from factory.data.augment import device_images
 from factory.export.int8 import (
     METHODS,
     QuantSettings,
     calibration_images,
     compare,
-    device_images,
     qat_network,
     quantize_graph,
 )

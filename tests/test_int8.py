@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from factory.data import DatasetSplits, Split, load_dataset
-from factory.export.int8 import device_images, int8_done, quantize_pick
+from factory.data.augment import device_images
+from factory.export.int8 import int8_done, quantize_pick
 from factory.export.pick import export_pick
 from factory.export.run import parity_inputs
 from factory.nn import StaticNetwork

@@ -205,7 +205,7 @@ def make_bundle(run: str | Path, pick_id: str) -> Path:
     """Write RUN/handoff/<pick_id>/ and RUN/handoff/<pick_id>.zip; returns the folder."""
     from factory.bundle.verify import run_graph
     from factory.data import load_dataset
-    from factory.export.int8 import device_images
+    from factory.data.augment import device_images
     from factory.io import write_json_atomic
     from factory.runinfo import run_recipe
 

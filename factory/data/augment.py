@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -86,6 +87,12 @@ def model_inputs(images: torch.Tensor, mean: Sequence[float], std: Sequence[floa
     """uint8 images as a deployed model takes them: scaled, normalised, resized (the one preprocessing of
     evaluation, the export's parity check and INT8 calibration)."""
     return resize_batch(normalize(images, mean, std), resolution).contiguous()
+
+
+def device_images(images: torch.Tensor, mean: Sequence[float], std: Sequence[float], resolution: int) -> np.ndarray:
+    """`model_inputs` as a float32 numpy array: what a device feeds the exported graph (INT8 calibration and test,
+    the bundle's samples)."""
+    return model_inputs(images, mean, std, resolution).numpy()
 
 
 def resize_uint8(images: torch.Tensor, resolution: int, chunk: int = 1024) -> torch.Tensor:

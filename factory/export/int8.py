@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from factory.data.augment import device_images
 from factory.errors import FactoryError
 from factory.export.memory import weight_bytes
 
@@ -45,13 +46,6 @@ class QuantSettings:
     symmetric_activations: bool = False
     exclude_ops: tuple[str, ...] = ()
     calibration_batch: int = 32
-
-
-def device_images(images: torch.Tensor, mean: Any, std: Any, resolution: int) -> np.ndarray:
-    """uint8 images as the device feeds them: RGB / 255, minus mean, over std, resized (the parity path)."""
-    from factory.data import model_inputs
-
-    return model_inputs(images, mean, std, resolution).numpy()
 
 
 def calibration_images(split: Any, count: int, seed: int, mean: Any, std: Any, resolution: int) -> np.ndarray:
@@ -328,8 +322,6 @@ def quantize_pick(
     """
     import os
 
-    from factory.export.onnx import export_onnx
-    from factory.export.pick import deployment_graphs, graph_metadata
     from factory.export.tensorrt import unavailable_reason
     from factory.io import file_sha256
 
@@ -354,38 +346,19 @@ def quantize_pick(
                 print(f"  PTQ drops {ptq_worst['drop']:.2f} points on {ptq_worst['name']}: QAT", flush=True)
             (tmp / "qat").mkdir()
             started = time.perf_counter()
-            trained = qat_network(network, recipe, splits, config.qat_epochs, recipe.train.seed)
-            sources = {}
-            for name, module in deployment_graphs(trained).items():
-                meta = graph_metadata(trained, name, mean, std, list(splits.class_names))
-                sources[name] = export_onnx(
-                    module,
-                    tmp / "qat" / f"{name}.fp32.onnx",
-                    res,
-                    recipe.export.opset,
-                    recipe.export.dynamic_batch,
-                    meta,
-                )
+            sources = qat_graphs(network, recipe, splits, tmp / "qat")
             qat_entries = _quantize_all(sources, fp32, tmp / "qat", calib, test, quant)
             qat_s = round(time.perf_counter() - started, 3)
             if _worst(qat_entries)["drop"] < ptq_worst["drop"]:
                 method, chosen, entries = "qat", tmp / "qat", qat_entries
         worst = _worst(entries)
         passed = worst["drop"] <= config.max_drop
+        qat_drop = _worst(qat_entries)["drop"] if qat_s else None
+        status = guard_status(method, worst, ptq_worst["drop"], qat_drop, config)
         if passed:
             for entry in entries:
                 os.replace(chosen / entry["onnx"], folder / entry["onnx"])
-            status = (
-                f"{method}: worst drop {worst['drop']:.2f} points ({worst['name']}) <= max_drop {config.max_drop:g}"
-            )
         else:
-            tried = f"PTQ drop {ptq_worst['drop']:.2f}" + (
-                f", QAT ({config.qat_epochs} epochs) drop {_worst(qat_entries)['drop']:.2f}" if qat_s else ""
-            )
-            status = (
-                f"FP32 only: INT8 loses too much on {worst['name']} ({tried} points of test top-1 > max_drop "
-                f"{config.max_drop:g})"
-            )
             for entry in entries:
                 entry["onnx"] = None
     trt = unavailable_reason() if recipe.export.tensorrt.enabled else "disabled in the recipe"
@@ -402,6 +375,34 @@ def quantize_pick(
         "graphs": entries,
         "tensorrt": {"status": "skipped", "reason": trt or "INT8 engines are not built yet (explicit quantization)"},
     }
+
+
+def qat_graphs(network: Any, recipe: Any, splits: Any, out: Path) -> dict[str, Path]:
+    """The pick fine-tuned with fake quantization (`qat_network`), exported as FP32 graphs into `out`, one per
+    deployment graph: the sources PTQ then quantizes when PTQ alone missed the guard."""
+    from factory.export.onnx import export_onnx
+    from factory.export.pick import deployment_graphs, graph_metadata
+
+    config, mean, std = recipe.export.int8, recipe.data.mean, recipe.data.std
+    trained = qat_network(network, recipe, splits, config.qat_epochs, recipe.train.seed)
+    sources = {}
+    for name, module in deployment_graphs(trained).items():
+        meta = graph_metadata(trained, name, mean, std, list(splits.class_names))
+        graph = out / f"{name}.fp32.onnx"
+        res = network.config.resolution
+        sources[name] = export_onnx(module, graph, res, recipe.export.opset, recipe.export.dynamic_batch, meta)
+    return sources
+
+
+def guard_status(method: str, worst: dict[str, Any], ptq_drop: float, qat_drop: float | None, config: Any) -> str:
+    """The accuracy guard's verdict in one line: the method kept and its worst drop, or why the pick stays FP32."""
+    if worst["drop"] <= config.max_drop:
+        return f"{method}: worst drop {worst['drop']:.2f} points ({worst['name']}) <= max_drop {config.max_drop:g}"
+    tried = f"PTQ drop {ptq_drop:.2f}" + (
+        f", QAT ({config.qat_epochs} epochs) drop {qat_drop:.2f}" if qat_drop is not None else ""
+    )
+    limit = f"max_drop {config.max_drop:g}"
+    return f"FP32 only: INT8 loses too much on {worst['name']} ({tried} points of test top-1 > {limit})"
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
