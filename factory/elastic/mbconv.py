@@ -11,21 +11,16 @@ from torch import nn
 from factory.elastic.bn import elastic_batch_norm, importance_order, permute_, permute_bn_
 from factory.elastic.kernel import ElasticDepthwiseConv
 from factory.elastic.state import bn_state, prefixed
-from factory.nn.layers import activation_fn
+from factory.nn.layers import SqueezeExcite, activation_fn
 from factory.space.config import BlockConfig
 from factory.space.counting import mbconv_mid_channels, se_channels
 
 
-class ElasticSE(nn.Module):
-    """OFA squeeze-excite over the first `mid` channels, squeezing to the first make_divisible(mid // 4, 8)."""
+class ElasticSE(SqueezeExcite):
+    """OFA squeeze-excite over the first `mid` channels, squeezing to the first make_divisible(mid // 4, 8): the
+    static SE's weights, sliced."""
 
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        reduced = se_channels(channels)
-        self.reduce = nn.Conv2d(channels, reduced, 1, bias=True)
-        self.expand = nn.Conv2d(reduced, channels, 1, bias=True)
-
-    def forward(self, x: torch.Tensor, reduced: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, reduced: int) -> torch.Tensor:  # type: ignore[override]
         mid = x.shape[1]
         s = F.adaptive_avg_pool2d(x, 1)
         s = F.relu(F.conv2d(s, self.reduce.weight[:reduced, :mid], self.reduce.bias[:reduced]))
