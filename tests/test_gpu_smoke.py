@@ -46,3 +46,39 @@ def test_gpu_smoke_on_cuda(tmp_path: Path) -> None:
     result = run_smoke("cuda", tmp_path)
     assert result["ok"] and result["torchrun"]["backend"] == "nccl"
     assert result["build"]["precision"] in ("bf16", "fp16")
+
+
+def run_throughput(out: Path, *extra: str) -> dict:
+    from factory.recipe import recipe_from_dict, save_recipe
+    from factory.testing import TINY
+
+    recipe = out / "tiny.yaml"
+    save_recipe(recipe_from_dict(TINY, "tiny"), recipe)
+    args = ["--device", "cpu", "--recipe", str(recipe), "--train-images", "128", "--val-images", "64", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_throughput", *args, *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_gpu_throughput_benchmark_measures_profiles_and_projects_on_the_cpu(tmp_path: Path) -> None:
+    result = run_throughput(tmp_path, "--batch-sizes", "32,64", "--profile")
+    assert result["ok"] and [r["batch_size"] for r in result["train"]] == [32, 64]
+    assert all(r["warmup_images_per_s"] > 0 and r["elastic_images_per_s"] > 0 for r in result["train"])
+    assert result["eval"]["eval_images_per_s"] > 0 and result["eval"]["evaluation_seconds"] > 0
+    assert result["profile"]["steps"] > 0 and result["profile"]["wall_ms_per_step"] > 0
+    for name in ("with_supernet", "from_scratch"):
+        projection = result["projection"][name]
+        assert projection["measured_seconds"] > 0 and projection["estimate_line"].startswith("estimated time: ~")
+    assert result["projection"]["from_scratch"]["measured_stages"]["train"] > 0
+
+
+def test_the_step_probe_times_repeated_and_new_sub_networks(tmp_path: Path) -> None:
+    costs = run_throughput(tmp_path, "--probe")["step_costs"]
+    assert set(costs) == {"fp32-cudnnon", "fp32-cudnnoff"} | {"bf16-cudnnon", "bf16-cudnnoff"}
+    assert all(len(v["same_subnets_s"]) == len(v["new_subnets_s"]) == 4 for v in costs.values())
