@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from factory.front.subset import gap_spread, select_subset
 from factory.search.archive import Archive, Member, non_dominated, rank_and_crowding
 from factory.search.distribution import GeneDistribution
 from factory.search.hypervolume import hypervolume
-from factory.search.subset import gap_spread, select_subset
 from factory.space.config import SpaceSpec
 from factory.space.encoding import get_encoding
 from factory.space.sampling import sample_depth_uniform

@@ -385,7 +385,8 @@ def test_summary_fields_without_an_engine():
 
 
 def test_an_export_with_unchecked_engines_is_redone(tmp_path):
-    from factory.export.run import export_done, file_sha256
+    from factory.io import file_sha256
+    from factory.runfolder import export_done
 
     (tmp_path / "model.pt").write_bytes(b"weights")
     (tmp_path / "exit3.onnx").write_bytes(b"graph")

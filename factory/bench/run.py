@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-from factory.export.run import export_done, file_sha256, run_picks
-from factory.io import write_json_atomic
+from factory.io import file_sha256, write_json_atomic
+from factory.runfolder import export_done, pick_steps
 from factory.runinfo import run_recipe
 
 
@@ -47,10 +47,10 @@ def bench_run(run_dir: str | Path, force: bool = False, progress: bool = True) -
         raise FactoryError("bench.batch_sizes must list positive batch sizes, e.g. [1, 32]; fix the recipe")
     records: dict[str, dict[str, Any]] = {}
     engine_reason: str | None = None
-    for entry in run_picks(run):
-        folder = run / "picks" / entry["id"]
-        if not export_done(folder):
-            raise FactoryError(f"pick {entry['id']} is not exported yet; run `factory export --run {run}`")
+    for step in pick_steps(run, is_done=export_done):
+        folder = step.folder
+        if not step.done:
+            raise FactoryError(f"pick {step.entry['id']} is not exported yet; run `factory export --run {run}`")
         for model, runtime in models_of(folder):
             out = bench_path(model)
             digest = file_sha256(model)

@@ -297,7 +297,7 @@ def make_bundle(run: str | Path, pick_id: str) -> Path:
 
 def bundle_run(run: str | Path, pick: str | None = None) -> list[Path]:
     """Bundles of one pick, or of every pick of the run."""
-    from factory.export.run import run_picks
+    from factory.runfolder import run_picks
 
     ids = [pick] if pick else [entry["id"] for entry in run_picks(Path(run))]
     return [make_bundle(run, ident) for ident in ids]

@@ -15,42 +15,10 @@ from typing import TYPE_CHECKING, Any
 from factory.errors import FactoryError
 from factory.io import file_sha256, write_json_atomic
 from factory.recipe import Recipe
+from factory.runfolder import export_done, pick_steps, run_picks
 
 if TYPE_CHECKING:
     import torch
-
-
-def run_picks(run: Path) -> list[dict[str, Any]]:
-    """The picks of RUN/picks/picks.json, or a clear error when post-processing has not run."""
-    index = run / "picks" / "picks.json"
-    if not index.is_file():
-        raise FactoryError(f"{index} not found; run `factory finetune --run {run}` first")
-    try:
-        return json.loads(index.read_text())["picks"]
-    except (json.JSONDecodeError, KeyError):
-        raise FactoryError(f"{index} is corrupt; delete RUN/picks and rerun `factory finetune --run {run}`") from None
-
-
-def export_done(folder: Path) -> bool:
-    """True when folder/export.json exists, was made from the current model.pt, every ONNX file is there, and
-    every engine it lists as built is there and was accuracy-checked (exports from before the engine check
-    are redone, so no unchecked engine is benchmarked or delivered)."""
-    path = folder / "export.json"
-    if not path.is_file():
-        return False
-    try:
-        record = json.loads(path.read_text())
-        if record.get("model_sha256") != file_sha256(folder / "model.pt"):
-            return False
-        for graph in record["graphs"]:
-            engine = graph.get("tensorrt") or {}
-            if not (folder / graph["onnx"]).is_file():
-                return False
-            if engine.get("status") == "built" and not (engine.get("check") and (folder / engine["engine"]).is_file()):
-                return False
-        return True
-    except (json.JSONDecodeError, KeyError, TypeError, OSError):
-        return False
 
 
 def parity_inputs(recipe: Recipe, splits: Any, resolution: int) -> torch.Tensor:
@@ -80,12 +48,12 @@ def export_run(run_dir: str | Path, progress: bool = True, int8: bool = True) ->
     picks = run_picks(run)
     splits = None
     records = []
-    for number, entry in enumerate(picks, 1):
-        folder = run / "picks" / entry["id"]
+    for step in pick_steps(run, picks, is_done=export_done):
+        number, entry, folder = step.number, step.entry, step.folder
         metrics_path = folder / "metrics.json"
         if not metrics_path.is_file():
             raise FactoryError(f"pick {entry['id']} is not post-processed yet; run `factory finetune --run {run}`")
-        if export_done(folder):
+        if step.done:
             record = json.loads((folder / "export.json").read_text())
             records.append(record)
             if int8 and recipe.export.int8.enabled:

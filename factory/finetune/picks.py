@@ -5,8 +5,8 @@ of (top-1 error, secondary objective) is taken; the picks are the best-accuracy 
 in the secondary objective, and then the members of the front that spread the rest most evenly along it
 (largest minimum distance in normalised objective space), up to `count` in all.
 
-The front, the spread selection and the budget are the search's own (`factory.search.archive`,
-`factory.search.subset`, `factory.budget.feasibility`), so picks and search agree on what they mean.
+The front, the spread selection and the budget are the search's own (`factory.front.pareto`,
+`factory.front.subset`, `factory.budget.feasibility`), so picks and search agree on what they mean.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from factory.budget import format_count
 from factory.budget.feasibility import Budget, check_feasible, smallest_reachable
 from factory.budget.figures import Figures
 from factory.errors import FactoryError
-from factory.search.archive import non_dominated
-from factory.search.subset import select_subset
+from factory.front.pareto import non_dominated
+from factory.front.subset import select_subset
 from factory.space import SubnetConfig
 
 __all__ = ["Budget", "check_feasible", "choose_picks", "pick_id", "smallest_reachable"]

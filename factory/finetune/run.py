@@ -18,6 +18,7 @@ from factory.finetune.picks import choose_picks, pick_id
 from factory.finetune.tune import finetune_pick
 from factory.io import write_json_atomic
 from factory.nn.pick_file import save_pick_model
+from factory.runfolder import pick_steps
 from factory.runinfo import run_recipe
 from factory.space import SpaceSpec, SubnetConfig
 from factory.space.counting import count_macs, count_params
@@ -60,16 +61,16 @@ def finetune_run(
     splits = load_dataset(recipe.data)
     torch_device = resolve_device(device)
     done = []
-    for number, entry in enumerate(index["picks"]):
-        metrics_path = run / "picks" / entry["id"] / "metrics.json"
-        if pick is not None and entry["id"] != pick:
-            continue
-        if metrics_path.is_file():
-            done.append(json.loads(metrics_path.read_text()))
+    finished = lambda folder: (folder / "metrics.json").is_file()  # noqa: E731 - written last, it marks a pick done
+    for step in pick_steps(run, index["picks"], only=pick, is_done=finished):
+        if step.done:
+            done.append(json.loads((step.folder / "metrics.json").read_text()))
             continue
         if progress:
-            print(f"post-processing pick {number + 1}/{len(index['picks'])}: {entry['id']}", flush=True)
-        done.append(finetune_entry(run, entry, number, spec, supernets, recipe, splits, budget, torch_device, progress))
+            print(f"post-processing pick {step.number}/{len(index['picks'])}: {step.entry['id']}", flush=True)
+        number = step.number - 1  # seeds count from 0
+        args = (spec, supernets, recipe, splits, budget, torch_device, progress)
+        done.append(finetune_entry(run, step.entry, number, *args))
     return done
 
 

@@ -208,8 +208,8 @@ def latency_model(run: Path) -> Any:
 def build_summary(run_dir: str | Path) -> dict[str, Any]:
     """The summary of a run whose picks are exported and benchmarked."""
     from factory.bundle.merge import device_entries
-    from factory.export.run import run_picks
     from factory.report.front_shape import describe_front
+    from factory.runfolder import run_picks
 
     run = Path(run_dir)
     info = _read(run / "run.json") if (run / "run.json").is_file() else {}

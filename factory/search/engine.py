@@ -5,7 +5,7 @@
     per iteration:
       1. fit the accuracy predictor on the archive (genes -> top-1 error)
       2. evolutionary search on the predictor (`factory.search.problem`)
-      3. choose K new candidates spread along the front (`factory.search.subset`)
+      3. choose K new candidates spread along the front (`factory.front.subset`)
       4. evaluate them for real, add them, truncate the archive (NAT: no truncation)
       5. fit a per-gene distribution over the top archive members, adapt the super-networks on samples
          from it, re-evaluate the archive under the new weights
@@ -39,6 +39,7 @@ from factory.budget.figures import Figures
 from factory.data import DatasetSplits, load_dataset
 from factory.elastic import OFASupernet
 from factory.errors import FactoryError
+from factory.front.subset import select_subset
 from factory.io import write_json_atomic
 from factory.profile.predictor import LatencyModel
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
@@ -52,7 +53,6 @@ from factory.search.predictors import PREDICTORS, Predictor, make_predictor, pre
 from factory.search.problem import Prediction, SubnetProblem, surrogate_search
 from factory.search.settings import ACCURACY, SearchSettings, resolve_settings
 from factory.search.state import SearchFiles
-from factory.search.subset import select_subset
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.encoding import get_encoding
 from factory.space.sampling import largest_vector, sample_vectors, smallest_vector

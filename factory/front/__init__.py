@@ -1,0 +1,1 @@
+"""Shared: Pareto fronts and spread selection over objective rows (the search and the picks use both)."""
