@@ -1,9 +1,9 @@
 """Picks: the sub-networks handed to the user, chosen from the final archive under the device budget.
 
-From the archive's members that meet the budget (params <= P and/or MACs <= M), the non-dominated front
-of (top-1 error, secondary objective) is taken; the picks are the best-accuracy network, the best network
-in the secondary objective, and then the members of the front that spread the rest most evenly along it
-(largest minimum distance in normalised objective space), up to `count` in all.
+From the archive's members that meet every limit of the budget (params, MACs, flash and RAM of the delivered
+graph, predicted latency), the non-dominated front of (top-1 error, secondary objective) is taken; the picks are
+the best-accuracy network, the best network in the secondary objective, and then the members of the front that
+spread the rest most evenly along it (largest minimum distance in normalised objective space), up to `count` in all.
 
 The front, the spread selection and the budget are the search's own (`factory.front.pareto`,
 `factory.front.subset`, `factory.budget.feasibility`), so picks and search agree on what they mean.
