@@ -110,6 +110,7 @@ def prepare_run_folder(request: BuildRequest) -> dict[str, Any]:
                 f"{out} was built with different settings: {'; '.join(differs[:3])}; "
                 "rerun with the original options, or --force to start over"
             )
+        _check_same_data(out, state, request)
         return state
     ensure_writable(out.parent if out.parent != Path("") else Path("."))
     if exists and request.force:
@@ -122,8 +123,37 @@ def prepare_run_folder(request: BuildRequest) -> dict[str, Any]:
         shutil.rmtree(out)
     ensure_writable(out)
     state = {"format": BUILD_FORMAT, "request": request.identity(), "stages": {}}
+    if request.splits is not None:
+        state["data"] = request.splits.fingerprint()
     write_json_atomic(out / "build.json", state)
     return state
+
+
+def _check_same_data(out: Path, state: dict[str, Any], request: BuildRequest) -> None:
+    """A resume against other data than the build started with is refused, saying what changed: the same path
+    can hold other images (a class folder renamed between a kill and --resume would permute the labels)."""
+    from factory.data.splits import fingerprint_changes
+
+    if "data" not in state or request.splits is None:  # builds of earlier versions recorded no fingerprint
+        return
+    changes = fingerprint_changes(state["data"], request.splits.fingerprint())
+    if changes:
+        raise FactoryError(
+            f"{out} was built on other data: {'; '.join(changes)}; restore the data it was built on, or --force to "
+            "start over"
+        )
+
+
+def _check_search_settings(request: BuildRequest) -> None:
+    """What the search stage would reject, refused before training: the objectives and the predictor's name
+    (the recipe's own search section was checked when it was read)."""
+    from factory.search.predictors import predictor_names
+    from factory.search.settings import resolve_settings
+
+    resolve_settings(request.recipe.search, request.objectives)
+    predictor = request.recipe.search.predictor
+    if predictor not in predictor_names():
+        raise FactoryError(f"search.predictor: {predictor!r} is not one of {', '.join(predictor_names())}")
 
 
 def _digest(path: Path) -> str:
@@ -302,7 +332,9 @@ def build(request: BuildRequest) -> dict[str, Any]:
 
     device = resolve_device(request.device)
     request.device_used = str(device)
+    _check_search_settings(request)
     splits = load_dataset(request.recipe.data)  # a missing or malformed data folder fails before anything is written
+    splits.require_usable(request.recipe.data.val_size)  # an empty split fails now, not after the last epoch
     request.splits = splits
     request.latency_model = _check_budget(request, splits.num_classes)
     require_source(request.recipe, request.supernet)

@@ -103,6 +103,14 @@ class TransferSection:
             raise FactoryError(f"transfer.role: {self.role!r} is not one of {', '.join(ROLES)}")
 
 
+# The search's names and smallest archive, here so the recipe is refused when it is read, not after training.
+SEARCH_ALGORITHMS = ("nat2", "nat")
+ACCURACY_OBJECTIVE = "top1"
+COMPLEXITY_OBJECTIVES = ("params", "macs", "flash", "ram", "latency")
+# The smallest archive: a K-fold ensemble predictor (K >= 2) must fit every fold on at least 4 rows.
+MIN_ARCHIVE = 8
+
+
 @dataclass
 class SearchSection:
     """The NAT2 loop (see the method note's search-loop section; NAT's values in brackets there)."""
@@ -110,7 +118,7 @@ class SearchSection:
     algorithm: str = "nat2"  # nat2 | nat
     objectives: tuple[str, ...] = ("top1", "params")  # second objective: params | macs | latency
     iterations: Count = 30
-    archive_size: Annotated[int, Range(2)] = 300
+    archive_size: Annotated[int, Range(MIN_ARCHIVE)] = 300
     init_multiplier: PositiveInt = 10  # pre-processing samples init_multiplier * archive_size - 2
     candidates_per_iteration: PositiveInt = 25  # K [NAT: 8]
     predictor: str = "lgbm"
@@ -118,13 +126,25 @@ class SearchSection:
     population: Annotated[int, Range(2)] = 100
     generations: PositiveInt = 20
     crossover_prob: Probability = 0.9
-    mutation_eta: NonNegative = 1.0
+    mutation_eta: Positive = 1.0
     distribution_top: PositiveInt = 150  # archive members the adaptation distribution is fitted on
     adapt_epochs: Count = 5
     adapt_lr: NonNegative = 0.0  # adaptation's peak lr; 0 = train.lr (the paper adapts at its training lr, 2.5e-3)
     hv_reference: tuple[Positive, ...] = (1.0, 10_000_000.0)  # (top-1 error, second objective)
-    nat_initial_samples: PositiveInt = 100  # NAT baseline: uniform samples, then the archive grows
+    nat_initial_samples: Annotated[int, Range(MIN_ARCHIVE)] = 100  # NAT baseline: uniform samples, then it grows
     seed: Seed = 0
+
+    def __post_init__(self) -> None:
+        """The names the search would reject are refused here, so a bad recipe never trains first."""
+        if self.algorithm not in SEARCH_ALGORITHMS:
+            raise FactoryError(f"search.algorithm: {self.algorithm!r} is not one of {', '.join(SEARCH_ALGORITHMS)}")
+        known = (ACCURACY_OBJECTIVE, *COMPLEXITY_OBJECTIVES)
+        names = list(self.objectives)
+        if not names or any(n not in known for n in names) or len(set(names)) != len(names):
+            raise FactoryError(
+                f"search.objectives: {names!r} is not valid; give top1 plus any of {', '.join(COMPLEXITY_OBJECTIVES)}, "
+                "each at most once"
+            )
 
 
 @dataclass

@@ -135,3 +135,27 @@ def test_device_results_are_merged_into_the_report(finished, tmp_path):
     bad.write_text("{}")
     result = CliRunner().invoke(main, ["report", "--run", str(run), "--device-results", str(bad)])
     assert result.exit_code == 2 and "factory-device-report/1" in result.output
+
+
+def test_the_confusion_picture_of_a_thousand_classes_stays_small(tmp_path, monkeypatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from factory.bundle.bundle import _plot_confusion, confusion
+
+    real = plt.subplots
+
+    def subplots(*args, figsize=None, **kw):  # refuse before allocating: the uncapped picture needs ~8 GB
+        assert figsize is not None and max(figsize) <= 20, figsize
+        return real(*args, figsize=figsize, **kw)
+
+    monkeypatch.setattr(plt, "subplots", subplots)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 1000, 5000)
+    matrix = confusion(labels, np.where(rng.random(5000) < 0.5, labels, rng.integers(0, 1000, 5000)), 1000)
+    _plot_confusion(matrix, [f"class-{i}" for i in range(1000)], tmp_path / "confusion.png")
+    with Image.open(tmp_path / "confusion.png") as picture:
+        assert max(picture.size) <= 2000

@@ -259,3 +259,128 @@ def test_tiny_imagenet_layout_errors(tmp_path, broken):
         load_dataset(data_cfg(dataset="tinyimagenet", data_dir=str(root), cache_dir=str(tmp_path / "c")))
     message = str(info.value)
     assert "--data-dir" in message and "val_annotations.txt" in message and "\n" not in message
+
+
+# Bad images and odd folders: one line or a warning, never a traceback or a silently wrong image.
+
+
+def _bomb_png(path: Path, side: int = 20_000) -> None:
+    """A tiny PNG whose header declares side x side pixels (a decompression bomb: 400 megapixels at 20,000)."""
+    import struct
+    import zlib
+
+    small = path.with_suffix(".tmp")
+    Image.new("RGB", (1, 1)).save(small, format="PNG")
+    data = bytearray(small.read_bytes())
+    small.unlink()
+    body = b"IHDR" + struct.pack(">II", side, side) + bytes(data[24:29])  # same depth, colour, method bytes
+    data[12:29] = body
+    data[29:33] = struct.pack(">I", zlib.crc32(body))
+    path.write_bytes(bytes(data))
+
+
+def test_decompression_bomb_is_one_line(tmp_path):
+    write_image_folder(tmp_path, {"train": 2})
+    _bomb_png(tmp_path / "train" / "cat" / "bomb.png")
+    with pytest.raises(FactoryError, match="decompression bomb") as info:
+        load_dataset(data_cfg(dataset="imagefolder", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    assert "bomb.png" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    grey = np.full((8, 8), 128 * 257, dtype=np.uint16)  # mid grey in 16 bits
+    Image.fromarray(grey).save(tmp_path / "deep.png")
+    out = decode_module.decode_images([str(tmp_path / "deep.png")], 8)
+    assert out.min() == 128 and out.max() == 128  # a plain convert("RGB") clips it to 255 (white)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (10, 10), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 5, 10))  # red left half, blue right half, as stored
+    exif = Image.Exif()
+    exif[decode_module.ORIENTATION] = 3  # "rotate 180 to display": the displayed image has red on the right
+    image.save(tmp_path / "rotated.png", exif=exif)
+    out = decode_module.decode_images([str(tmp_path / "rotated.png")], 10)[0]
+    assert out[2, :, 0].min() > 200 and out[0, :, -1].min() > 200  # blue on the left, red on the right
+
+
+def test_transparent_pixels_are_composited_on_the_stated_background(tmp_path):
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(tmp_path / "clear.png")  # fully transparent "red"
+    half = Image.new("RGBA", (8, 8), (0, 0, 0, 128))
+    half.save(tmp_path / "half.png")
+    out = decode_module.decode_images([str(tmp_path / "clear.png"), str(tmp_path / "half.png")], 8)
+    assert (out[0] == np.array(decode_module.BACKGROUND, dtype=np.uint8)[:, None, None]).all()
+    assert abs(int(out[1].mean()) - 127) <= 1  # black at 50% over white
+
+
+def test_decoder_version_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    write_image_folder(tmp_path / "d", {"train": 4, "test": 2})
+    cfg = data_cfg(dataset="imagefolder", data_dir=str(tmp_path / "d"), val_size=3, cache_dir=str(tmp_path / "c"))
+    load_dataset(cfg)
+    clear_memory_cache()
+    monkeypatch.setattr(decode_module, "DECODER_VERSION", decode_module.DECODER_VERSION + 1)
+    calls = []
+    real = decode_module.decode_images
+    monkeypatch.setattr(decode_module, "decode_images", lambda *a, **k: calls.append(1) or real(*a, **k))
+    load_dataset(cfg)
+    assert calls == [1]  # an entry decoded by the earlier rule is not reused
+    assert len(list((tmp_path / "c" / "datasets").glob("*.pt"))) == 2
+
+
+def test_file_names_that_are_not_utf8_are_skipped_with_a_warning(tmp_path):
+    write_image_folder(tmp_path, {"train": 2, "test": 1})
+    folder = os.fsencode(tmp_path / "train" / "cat")
+    Image.new("RGB", (4, 4)).save(os.path.join(folder, b"caf\xe9.png").decode("utf-8", "surrogateescape"))
+    with pytest.warns(UserWarning, match=r"not valid UTF-8 \(rename them\)\): train/cat/caf\\xe9\.png"):
+        splits = load_dataset(data_cfg(dataset="imagefolder", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    assert splits.sizes()["train"] + splits.sizes()["val"] == 6
+
+
+def test_class_folder_name_that_is_not_utf8_is_one_line(tmp_path):
+    write_image_folder(tmp_path, {"train": 2})
+    bad = os.path.join(os.fsencode(tmp_path / "train"), b"\xff\xfe").decode("utf-8", "surrogateescape")
+    _save(Path(bad) / "0.png", (1, 2, 3))
+    with pytest.raises(FactoryError, match="not valid UTF-8; rename it") as info:
+        load_dataset(data_cfg(dataset="imagefolder", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_folder_is_one_line(tmp_path, monkeypatch):
+    write_image_folder(tmp_path, {"train": 2})
+    (tmp_path / "train" / "dog" / "more").mkdir()
+    real = os.scandir
+
+    def scandir(path="."):  # chmod 000 does not stop root, so the refusal is simulated
+        if str(path).endswith("more"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(FactoryError, match=r"cannot read folder .*more \(Permission denied\)") as info:
+        load_dataset(data_cfg(dataset="imagefolder", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    assert "\n" not in str(info.value)
+
+
+def test_symlink_loops_are_not_followed(tmp_path):
+    write_image_folder(tmp_path, {"train": 4})
+    (tmp_path / "train" / "cat" / "loop").symlink_to(tmp_path / "train" / "cat", target_is_directory=True)
+    (tmp_path / "train" / "dog" / "up").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.warns(UserWarning, match="loops, not followed"):
+        splits = load_dataset(data_cfg(dataset="imagefolder", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    assert sum(splits.sizes().values()) == 12
+
+
+def test_a_link_into_another_class_is_refused(tmp_path):
+    write_image_folder(tmp_path, {"train": 4})
+    (tmp_path / "train" / "cat" / "dogs").symlink_to(tmp_path / "train" / "dog", target_is_directory=True)
+    with pytest.raises(FactoryError, match="one image has one label") as info:
+        load_dataset(data_cfg(dataset="imagefolder", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    assert "classes dog and cat" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_link_to_an_image_of_the_same_class_counts_once(tmp_path):
+    write_image_folder(tmp_path, {"train": 4})
+    (tmp_path / "train" / "cat" / "again.png").symlink_to(tmp_path / "train" / "cat" / "00.png")
+    with pytest.warns(UserWarning, match="links to an image of the same class"):
+        splits = load_dataset(data_cfg(dataset="imagefolder", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    assert sum(splits.sizes().values()) == 12

@@ -133,3 +133,42 @@ def test_accepts_the_recipe_dataconfig():
 def test_partial_config_uses_defaults():
     splits = load_dataset(SimpleNamespace(dataset="digits"))
     assert splits.sizes() == {"train": 1258, "val": 180, "test": 359}
+
+
+def _two_by_two(root):
+    from PIL import Image
+
+    for name, color in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):
+        for i in range(2):
+            (root / "train" / name).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), color).save(root / "train" / name / f"{i}.png")
+
+
+def test_empty_test_and_validation_splits_are_refused_with_the_sizes(tmp_path):
+    _two_by_two(tmp_path)
+    splits = load_dataset(data_cfg(dataset="imagefolder", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    with pytest.raises(FactoryError) as info:
+        splits.require_usable()
+    message = str(info.value)
+    assert "training 4 / validation 0 / test 0" in message and "validation and test splits are empty" in message
+    assert "\n" not in message
+
+
+def test_val_size_zero_is_refused_naming_the_key():
+    splits = load_dataset(data_cfg(val_size=0))
+    with pytest.raises(FactoryError, match=r"validation 0 / test 359 images: the validation split is empty.*val_size"):
+        splits.require_usable(0)
+    load_dataset(data_cfg()).require_usable()  # the default digits splits are usable
+
+
+def test_fingerprint_changes_say_what_changed():
+    from factory.data.splits import fingerprint_changes
+
+    old = {"classes": ["cat", "dog"], "sizes": {"train": 8, "val": 1, "test": 1}, "files": "a"}
+    assert fingerprint_changes(old, dict(old)) == []
+    renamed = {**old, "classes": ["dog", "kitten"], "files": "b"}
+    (change,) = fingerprint_changes(old, renamed)
+    assert "removed cat" in change and "added kitten" in change
+    grown = {**old, "sizes": {"train": 9, "val": 1, "test": 1}, "files": "b"}
+    assert fingerprint_changes(old, grown) == ["split sizes train 8 -> 9"]
+    assert "image files" in fingerprint_changes(old, {**old, "files": "b"})[0]

@@ -53,6 +53,13 @@ def test_unknown_section(tmp_path: Path):
         ({"train": {"subnet_loss": "avg"}}, "train.subnet_loss"),
         ({"transfer": {"role": "teacher"}}, "transfer.role"),
         ({"transfer": {"head_epochs": -1}}, "transfer.head_epochs"),
+        # what the search would reject, after the training: refused when the recipe is read
+        ({"search": {"archive_size": 4}}, "search.archive_size"),
+        ({"search": {"nat_initial_samples": 4}}, "search.nat_initial_samples"),
+        ({"search": {"mutation_eta": 0}}, "search.mutation_eta"),
+        ({"search": {"algorithm": "nat3"}}, "search.algorithm"),
+        ({"search": {"objectives": ["top1", "flops"]}}, "search.objectives"),
+        ({"search": {"objectives": ["top1", "params", "params"]}}, "search.objectives"),
     ],
 )
 def test_mistyped_keys_are_named(data, needle):

@@ -69,18 +69,34 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.nda
     return matrix
 
 
+CONFUSION_INCHES = 16.0  # the picture's largest side (1,600 pixels at its 100 dpi), whatever the class count
+NAMED_TICKS = 60  # up to this many classes each row and column is named; beyond, every k-th is numbered
+
+
+def confusion_inches(classes: int) -> float:
+    """The side of the confusion picture: grows with the classes up to CONFUSION_INCHES (1,000 classes at the
+    uncapped 0.45 inch per class would need about 8 GB of pixels and fail past about 1,450 classes)."""
+    return min(CONFUSION_INCHES, max(4.0, 0.45 * classes + 2))
+
+
 def _plot_confusion(matrix: np.ndarray, names: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    size = max(4.0, 0.45 * len(names) + 2)
+    size = confusion_inches(len(names))
     fig, ax = plt.subplots(figsize=(size, size))
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=90)
-    ax.set_yticks(range(len(names)), names)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    if len(names) <= NAMED_TICKS:
+        ax.set_xticks(range(len(names)), names, rotation=90)
+        ax.set_yticks(range(len(names)), names)
+    else:  # too many to name legibly: class numbers (lines of labels.txt), about 40 per axis
+        step = -(-len(names) // 40)
+        ax.set_xticks(range(0, len(names), step))
+        ax.set_yticks(range(0, len(names), step))
+        ax.tick_params(axis="x", labelrotation=90)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if len(names) <= 20:
@@ -104,8 +120,9 @@ def preprocess_spec(recipe: Any, resolution: int) -> dict[str, Any]:
         "batch": "any (the samples and latency are batch 1)",
         "decode": {
             "size": size,
-            "rule": "convert to RGB, take the centred square (the shorter side), resize to size x size "
-            "bilinearly (PIL BILINEAR); uint8",
+            "rule": "apply the EXIF orientation, convert to RGB (16-bit grey scaled by 1/257, transparent pixels "
+            "composited on white), take the centred square (the shorter side), resize to size x size bilinearly "
+            "(PIL BILINEAR); uint8",
         },
         "scale": 1 / 255,
         "mean": list(recipe.data.mean),

@@ -60,7 +60,7 @@ def fingerprint(entries: Iterable[tuple[str, int, int]]) -> str:
     """A cheap hash of a file listing (names, sizes, mtimes): changes when any file is added, removed or touched."""
     digest = hashlib.sha256()
     for name, size, mtime in entries:
-        digest.update(f"{name}\t{size}\t{mtime}\n".encode())
+        digest.update(f"{name}\t{size}\t{mtime}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

@@ -106,6 +106,7 @@ def load_cifar(name: str, cfg: Any) -> DatasetSplits:
         return cached
     decoded = disk_cached(cfg, label=f"{name}-{size}px", key=source, build=lambda: _decode(name, reader, root, size))
     splits = carve_validation(name, decoded.class_names, decoded.parts, VAL_FRACTION, val_size, seed)
+    splits.content = fingerprint((f, (folder / f).stat().st_size, 0) for f in expected_files(reader))
     memory_put(key, splits)
     return splits
 

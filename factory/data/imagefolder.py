@@ -13,6 +13,7 @@ become the validation split. E.g. a CIFAR-10 JPEG copy with train/ (50,000) and 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +34,105 @@ LAYOUT = "DIR/train/<class>/*.jpg (also .jpeg .png .bmp .webp), optional DIR/val
 Listing = list[tuple[str, int, int, int]]  # (relative path, size, mtime_ns, label) per image
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (os keeps them as surrogates, which no file or JSON can hold)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    """The visible entries of `folder`, sorted by name; an unreadable folder is a one-line FactoryError."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as exc:
+        raise FactoryError(
+            f"dataset imagefolder: cannot read folder {decode.printable(folder)} ({exc.strerror or exc}); "
+            "make it readable (chmod) or move it out of the data folder"
+        ) from None
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return (stat.st_dev, stat.st_ino)
+
+
 def _visible_dirs(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    """Class folder names; a name that is not UTF-8 would become an unwritable label, so it is refused."""
+    names = [e.name for e in _entries(str(folder)) if e.is_dir()]
+    for name in names:
+        if not _is_utf8(name):
+            raise FactoryError(
+                f"dataset imagefolder: class folder {decode.printable(str(folder / name))} has a name that is not "
+                "valid UTF-8; rename it (class names become the model's labels)"
+            )
+    return names
 
 
-def _list_images(folder: str, relative: str, label: int, out: Listing) -> int:
-    """Append every image under `folder` (recursively, sorted; `relative` is its path from the data root) to `out`.
+class _Scan:
+    """One listing pass: every image file once, under one label (symbolic links are followed, never into a loop).
 
-    Plain strings and os.scandir, no pathlib: listing 60,000 files must stay well under a second.
+    Files are known by (device, inode), so a link (or hard link) to an image already listed is skipped when
+    it is the same class in the same split, and refused when it would give the image a second label or put it
+    in two splits. What is skipped is reported in one warning at the end.
     """
-    found = 0
-    entries = sorted((e for e in os.scandir(folder) if not e.name.startswith(".")), key=lambda e: e.name)
-    for entry in entries:
-        if entry.is_dir():
-            found += _list_images(entry.path, f"{relative}/{entry.name}", label, out)
-        elif entry.is_file() and decode.is_image_file(entry.name):
-            stat = entry.stat()
-            out.append((f"{relative}/{entry.name}", stat.st_size, stat.st_mtime_ns, label))
-            found += 1
-    return found
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[int, int], tuple[str, int]] = {}  # identity -> (relative path, label)
+        self.skipped: dict[str, list[str]] = {}
+
+    def skip(self, reason: str, path: str) -> None:
+        self.skipped.setdefault(reason, []).append(decode.printable(path))
+
+    def add(self, stat: os.stat_result, relative: str, label: int, classes: list[str]) -> bool:
+        """Record the file; False when it is already listed (same class, same split)."""
+        first = self.seen.setdefault(_identity(stat), (relative, label))
+        if first == (relative, label):
+            return True
+        other, other_label = first
+        if other_label != label:
+            raise FactoryError(
+                f"dataset imagefolder: {relative} and {other} are the same file (a link) under classes "
+                f"{classes[label]} and {classes[other_label]}; one image has one label: remove the link"
+            )
+        if other.split("/", 1)[0] != relative.split("/", 1)[0]:
+            raise FactoryError(
+                f"dataset imagefolder: {relative} and {other} are the same file (a link) in two splits, which "
+                "would test on a training image; remove one of them"
+            )
+        self.skip("links to an image of the same class listed already", relative)
+        return False
+
+    def listing(self, folder: str, relative: str, label: int, out: Listing, *, classes: list[str], above: set) -> int:
+        """Append every image under `folder` (recursively, sorted; `relative` is its path from the data root).
+
+        `above` holds the identities of the folders above this one, so a link back up is skipped, not followed
+        forever. Plain strings and os.scandir, no pathlib: listing 60,000 files must stay well under a second.
+        """
+        found = 0
+        for entry in _entries(folder):
+            path = f"{relative}/{entry.name}"
+            if not _is_utf8(entry.name):
+                self.skip("names that are not valid UTF-8 (rename them)", path)
+            elif entry.is_dir():
+                ident = _identity(entry.stat())
+                if ident in above:
+                    self.skip("links to a folder above them (loops, not followed)", path)
+                    continue
+                found += self.listing(entry.path, path, label, out, classes=classes, above=above | {ident})
+            elif entry.is_file() and decode.is_image_file(entry.name):
+                stat = entry.stat()
+                if self.add(stat, path, label, classes):
+                    out.append((path, stat.st_size, stat.st_mtime_ns, label))
+                    found += 1
+        return found
+
+    def warn(self) -> None:
+        for reason, paths in self.skipped.items():
+            shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            warnings.warn(f"dataset imagefolder: skipped {len(paths)} ({reason}): {shown}", stacklevel=3)
 
 
 def scan_image_folder(root: Path) -> tuple[list[str], dict[str, Listing]]:
@@ -71,10 +152,12 @@ def scan_image_folder(root: Path) -> tuple[list[str], dict[str, Listing]]:
         )
     index = {name: i for i, name in enumerate(classes)}
     listings: dict[str, Listing] = {}
+    scan = _Scan()
     for part in PARTS:
         part_dir = root / part
         if not part_dir.is_dir():
             continue
+        above = {_identity(root.stat()), _identity(part_dir.stat())}
         listing: Listing = []
         for name in _visible_dirs(part_dir):
             if name not in index:
@@ -82,7 +165,9 @@ def scan_image_folder(root: Path) -> tuple[list[str], dict[str, Listing]]:
                     f"dataset imagefolder: class folder {part_dir / name} has no counterpart in "
                     f"{train_dir}; val/test classes must be train classes ({LAYOUT})"
                 )
-            found = _list_images(str(part_dir / name), f"{part}/{name}", index[name], listing)
+            folder = part_dir / name
+            below = above | {_identity(folder.stat())}
+            found = scan.listing(str(folder), f"{part}/{name}", index[name], listing, classes=classes, above=below)
             if part == "train" and found == 0:
                 raise FactoryError(
                     f"dataset imagefolder: class folder {part_dir / name} holds no images "
@@ -94,7 +179,16 @@ def scan_image_folder(root: Path) -> tuple[list[str], dict[str, Listing]]:
                 f"{part_dir}/<class>/*.jpg or remove it to carve {part} from train"
             )
         listings[part] = listing
+    scan.warn()
     return classes, listings
+
+
+def content_digest(listings: dict[str, Listing]) -> str:
+    """A hash of what the images are (file names, sizes, labels; not mtimes), checked when a build resumes."""
+    entries = (
+        (f"{rel}\t{label}", nbytes, 0) for listing in listings.values() for rel, nbytes, _mtime, label in listing
+    )
+    return fingerprint(entries)
 
 
 def decode_listings(root: Path, classes: list[str], listings: dict[str, Listing], size: int) -> Decoded:
@@ -130,7 +224,12 @@ def load_image_folder(cfg: Any) -> DatasetSplits:
         (f"{rel}\t{label}", nbytes, mtime) for listing in listings.values() for rel, nbytes, mtime, label in listing
     )
     source = make_key(
-        dataset="imagefolder", root=str(root), files=fingerprint(entries), classes=classes, image_size=size
+        dataset="imagefolder",
+        root=str(root),
+        files=fingerprint(entries),
+        classes=classes,
+        image_size=size,
+        decoder=decode.DECODER_VERSION,
     )
     key = make_key(source=source, seed=seed, val_size=val_size)
     cached = memory_get(key)
@@ -151,5 +250,6 @@ def load_image_folder(cfg: Any) -> DatasetSplits:
         test_size=round(TEST_FRACTION * n_train),
         seed=seed,
     )
+    splits.content = content_digest(listings)
     memory_put(key, splits)
     return splits

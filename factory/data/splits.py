@@ -8,6 +8,7 @@ by class, so each split keeps the class balance and the same `split_seed` always
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -71,10 +72,66 @@ class DatasetSplits:
     num_classes: int
     class_names: list[str] = field(default_factory=list)
     name: str = ""
+    content: str = ""  # a hash of the source files (names, sizes, labels) where the loader has files; "" otherwise
 
     def sizes(self) -> dict[str, int]:
         """Image counts per split, e.g. {"train": 45000, "val": 5000, "test": 10000}."""
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the data is, not where it lives: class names, split sizes and the source files' hash.
+
+        A build records it and a resumed build compares it, so data changed between a kill and --resume (a class
+        folder renamed, which permutes the labels; images added or replaced) is refused instead of mixed in.
+        """
+        return {"classes": list(self.class_names), "sizes": self.sizes(), "files": self.content}
+
+    def require_usable(self, val_size: int | None = None) -> None:
+        """A FactoryError, with the sizes, when a split is empty: training, searching or testing on nothing
+        would otherwise fail (or score nothing) only after the last epoch."""
+        sizes = self.sizes()
+        empty = [part for part in ("train", "val", "test") if sizes[part] == 0]
+        if not empty:
+            return
+        words = {"train": "training", "val": "validation", "test": "test"}
+        shown = " / ".join(f"{words[p]} {n:,}" for p, n in sizes.items())
+        if empty == ["val"] and val_size == 0:
+            fix = "the search ranks networks on the validation split: set data.val_size above 0 (or leave it unset)"
+        else:
+            fix = (
+                "add images (10% of train is carved for each missing test and validation split, so give each class "
+                "at least 10), give DIR/val and DIR/test folders, or set data.val_size"
+            )
+        raise FactoryError(
+            f"dataset {self.name or 'data'} gives {shown} images: the {' and '.join(words[p] for p in empty)} "
+            f"split{'s are' if len(empty) > 1 else ' is'} empty; {fix}"
+        )
+
+
+def fingerprint_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two `DatasetSplits.fingerprint()`s, in words ([] when the data is the same)."""
+    changes = []
+    before, after = list(old.get("classes", [])), list(new.get("classes", []))
+    if before != after:
+        gone = [c for c in before if c not in after]
+        added = [c for c in after if c not in before]
+        parts = [
+            f"{label} {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            for label, names in (("removed", gone), ("added", added))
+            if names
+        ]
+        changes.append(
+            f"the classes changed ({'; '.join(parts) or 'their order'}; {len(before)} -> {len(after)} classes), "
+            "which would change what each label means"
+        )
+    if old.get("sizes") != new.get("sizes"):
+        was, now = old.get("sizes", {}), new.get("sizes", {})
+        changes.append(
+            "split sizes " + ", ".join(f"{k} {was.get(k)} -> {now.get(k)}" for k in now if was.get(k) != now.get(k))
+        )
+    if not changes and old.get("files") != new.get("files"):
+        changes.append("image files were added, removed, renamed or resized (same classes and split sizes)")
+    return changes
 
 
 def _class_quotas(labels: torch.Tensor, holdout: int) -> dict[int, int]:

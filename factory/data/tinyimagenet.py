@@ -18,7 +18,7 @@ from typing import Any
 from factory.data import decode
 from factory.data.cache import disk_cached, fingerprint, make_key, memory_get, memory_put
 from factory.data.config import checked_image_size, checked_val_size, option
-from factory.data.imagefolder import data_root, decode_listings
+from factory.data.imagefolder import content_digest, data_root, decode_listings
 from factory.data.registry import register_dataset
 from factory.data.splits import DatasetSplits, carve_validation
 from factory.errors import FactoryError
@@ -88,7 +88,13 @@ def load_tiny_imagenet(cfg: Any) -> DatasetSplits:
     entries = (
         (f"{rel}\t{label}", nbytes, mtime) for listing in listings.values() for rel, nbytes, mtime, label in listing
     )
-    source = make_key(dataset="tinyimagenet", root=str(root), files=fingerprint(entries), image_size=size)
+    source = make_key(
+        dataset="tinyimagenet",
+        root=str(root),
+        files=fingerprint(entries),
+        image_size=size,
+        decoder=decode.DECODER_VERSION,
+    )
     key = make_key(source=source, seed=seed, val_size=val_size)
     cached = memory_get(key)
     if cached is not None:
@@ -97,5 +103,6 @@ def load_tiny_imagenet(cfg: Any) -> DatasetSplits:
         cfg, label=f"tinyimagenet-{size}px", key=source, build=lambda: decode_listings(root, wnids, listings, size)
     )
     splits = carve_validation("tinyimagenet", decoded.class_names, decoded.parts, VAL_FRACTION, val_size, seed)
+    splits.content = content_digest(listings)
     memory_put(key, splits)
     return splits

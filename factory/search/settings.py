@@ -14,13 +14,11 @@ from typing import Any
 
 from factory.budget.feasibility import Budget
 from factory.errors import FactoryError
-from factory.recipe import SearchSection
+from factory.recipe import ACCURACY_OBJECTIVE, COMPLEXITY_OBJECTIVES, MIN_ARCHIVE, SearchSection
 from factory.space.sampling import Sampler
 
-ACCURACY = "top1"  # always the first objective, minimised as the error 1 - top1
-COMPLEXITY = ("params", "macs", "flash", "ram", "latency")
-# The smallest archive: a K-fold ensemble predictor (K >= 2) must fit every fold on at least 4 rows.
-MIN_ARCHIVE = 8
+ACCURACY = ACCURACY_OBJECTIVE  # always the first objective, minimised as the error 1 - top1
+COMPLEXITY = COMPLEXITY_OBJECTIVES
 
 
 @dataclass(frozen=True)
