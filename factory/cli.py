@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn FactoryError into a one-line message and exit code 2."""
+    """Turn FactoryError (and a full disk) into a one-line message and exit code 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -30,6 +30,16 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except FactoryError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:  # a full disk anywhere (a library's own write): one line, and the run resumes
+            from pathlib import Path
+
+            from factory.io import disk_full
+
+            full = disk_full(exc, Path(exc.filename).parent if exc.filename else "the output folder")
+            if full is None:
+                raise
+            click.echo(f"error: {full}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; rerun the same command (with --resume for train and build) to continue", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -9,6 +10,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from factory.errors import FactoryError
 
 _UMASK_LOCK = threading.Lock()
 
@@ -28,10 +31,52 @@ def current_umask() -> int:
     return mask
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: BaseException, folder: str | os.PathLike[str]) -> FactoryError | None:
+    """The one-line error for a full disk (or quota) met while writing into `folder`; None for any other error.
+
+    Every write is atomic and every stage resumes from its own files, so freeing space and resuming loses nothing.
+    """
+    if not isinstance(exc, OSError) or exc.errno not in DISK_FULL:
+        return None
+    return FactoryError(
+        f"no space left on the device of {folder} ({exc.strerror or 'disk full'}); free some space and rerun the "
+        "same command (with --resume for train and build) to continue"
+    )
+
+
+def sync_folder(folder: str | os.PathLike[str]) -> None:
+    """fsync a folder, so the names of the files just renamed into it survive a power loss, not only their bytes.
+
+    Platforms that cannot open a folder (Windows) skip it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise
+    finally:
+        os.close(fd)
+
+
+def sync_file(path: str | os.PathLike[str]) -> None:
+    """fsync a file written by other code (numpy, shutil, zipfile) before it is marked done."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
 def _atomic(path: str | os.PathLike[str], write: Callable[[Any], None], mode: str) -> None:
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise disk_full(exc, target.parent) or exc from None
     try:
         with os.fdopen(fd, mode) as handle:
             # mkstemp makes a private (0600) file; give it the mode an ordinary open() would (0666 & ~umask).
@@ -40,8 +85,12 @@ def _atomic(path: str | os.PathLike[str], write: Callable[[Any], None], mode: st
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+        sync_folder(target.parent)
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        full = disk_full(exc, target.parent)
+        if full is not None:
+            raise full from None
         raise
 
 
@@ -81,8 +130,6 @@ def save_torch_atomic(path: str | os.PathLike[str], obj: Any) -> None:
 def read_json_input(path: Path, flag: str, fmt: str, missing: str, key: str) -> dict[str, Any]:
     """A JSON file the user hands over (`flag` names it in errors): missing, unreadable, or not of format `fmt`
     with a `key` entry is a one-line error; `missing` says how to make it."""
-    from factory.errors import FactoryError
-
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:

@@ -10,6 +10,7 @@ point: the last training epoch, the last search iteration, the next pick).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 
 from factory.budget.feasibility import Budget
 from factory.errors import FactoryError
-from factory.io import write_json_atomic
+from factory.io import disk_full, sync_file, sync_folder, write_json_atomic
 from factory.recipe import Recipe
 from factory.train.transfer import TransferPlan
 
@@ -91,13 +92,21 @@ def read_build_state(out: Path) -> dict[str, Any] | None:
         raise FactoryError(f"{path} is corrupt; rerun with --force to start the build over") from None
 
 
+def _contents(out: Path) -> list[Path]:
+    """What the run folder holds, without the build's lock (and the lock's own temporary files)."""
+    from factory.runinfo import LOCK
+
+    return [p for p in out.iterdir() if not p.name.startswith(LOCK)] if out.is_dir() else []
+
+
 def prepare_run_folder(request: BuildRequest) -> dict[str, Any]:
-    """Check the run folder against --resume / --force and return the build state to continue."""
+    """Check the run folder against --resume / --force and return the build state to continue (the caller holds
+    the folder's lock: `build`)."""
     from factory.runinfo import ensure_writable
     from factory.training.checkpoint import recipe_differences
 
     out = request.out
-    exists = out.is_dir() and any(out.iterdir())
+    exists = bool(_contents(out))
     if exists and not (request.resume or request.force):
         raise FactoryError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
     state = read_build_state(out) if exists and request.resume else None
@@ -120,7 +129,8 @@ def prepare_run_folder(request: BuildRequest) -> dict[str, Any]:
             raise FactoryError(
                 f"--supernet {request.supernet} lies inside {out}, which --force would delete; copy it out"
             )
-        shutil.rmtree(out)
+        for path in _contents(out):  # everything but the lock this build holds
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     ensure_writable(out)
     state = {"format": BUILD_FORMAT, "request": request.identity(), "stages": {}}
     if request.splits is not None:
@@ -186,9 +196,11 @@ def _keep_profile(request: BuildRequest, model: Any) -> None:
     copy = request.run_profile()
     copy.parent.mkdir(parents=True, exist_ok=True)
     if not copy.is_file():
-        tmp = copy.with_name(f".{copy.name}.tmp")
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
         shutil.copyfile(request.latency_profile, tmp)
+        sync_file(tmp)
         tmp.replace(copy)
+        sync_folder(copy.parent)
     write_json_atomic(copy.parent / "predictor.json", {**model.report, "model": model.predictor.to_dict()})
     heldout = model.report["heldout"]
     request.log(
@@ -209,9 +221,11 @@ def _stage_train(request: BuildRequest) -> dict[str, Any]:
     if plan is not None:
         if plan.mode == "reuse":
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name(f".{final.name}.tmp")
+            tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
             shutil.copyfile(plan.path, tmp)
+            sync_file(tmp)
             tmp.replace(final)
+            sync_folder(final.parent)
         source = plan.describe()
         record_run(request.out, request.recipe, request.device_used, seed=request.recipe.train.seed, source=source)
         return {"source": source["path"], "mode": plan.mode}
@@ -326,7 +340,7 @@ STAGES = tuple(stage.name for stage in PIPELINE)
 def build(request: BuildRequest) -> dict[str, Any]:
     """Run every unfinished stage in order; returns summary.json's content."""
     from factory.data import load_dataset
-    from factory.estimate import describe_estimate, estimate_stages
+    from factory.runinfo import acquire_run_lock, release_run_lock
     from factory.train.transfer import plan_transfer, require_source
     from factory.training.device import resolve_device
 
@@ -343,6 +357,25 @@ def build(request: BuildRequest) -> dict[str, Any]:
 
         load_supernets(request.supernet)  # a corrupt or foreign file fails before anything is written
         request.plan = plan_transfer(request.supernet, request.recipe, splits.num_classes)
+    created = not request.out.exists()
+    lock = acquire_run_lock(request.out)  # one build per run folder: a second one is refused here
+    try:
+        return _build_held(request, device, splits)
+    except OSError as exc:  # a full disk mid-stage: the stage resumes from its own files once space is freed
+        full = disk_full(exc, Path(exc.filename).parent if exc.filename else request.out)
+        if full is None:
+            raise
+        raise full from None
+    finally:
+        release_run_lock(lock)
+        if created and request.out.is_dir() and not any(request.out.iterdir()):
+            request.out.rmdir()
+
+
+def _build_held(request: BuildRequest, device: Any, splits: Any) -> dict[str, Any]:
+    """`build`'s stages, run while it holds the run folder."""
+    from factory.estimate import describe_estimate, estimate_stages
+
     state = prepare_run_folder(request)
     _keep_profile(request, request.latency_model)
     done = state["stages"]

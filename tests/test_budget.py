@@ -68,3 +68,28 @@ def test_a_budget_refuses_a_non_positive_limit_in_one_line():
     with pytest.raises(FactoryError, match="--budget-latency"):
         Budget(latency=-1.0)
     assert Budget.parse("0.3M", flash="256KB").limits() == {"params": 300_000, "flash": 256_000}
+
+
+def test_limits_each_reachable_alone_but_not_together_are_refused_naming_the_conflict():
+    """digits: the smallest exit-1 network has the fewest params, an exit-2 one the least RAM; no network has both."""
+    import time
+
+    import pytest
+
+    from factory.budget.feasibility import Budget, check_feasible, int8_layout
+    from factory.errors import FactoryError
+    from factory.recipe import load_recipe
+
+    recipe = load_recipe("digits")
+    spec = recipe.space.to_spec(10)
+    layout = int8_layout(recipe)
+    check_feasible(spec, Budget(params=20_000).with_int8(layout))
+    check_feasible(spec, Budget(ram=9_000).with_int8(layout))
+    check_feasible(spec, Budget(params=50_000, ram=9_000).with_int8(layout))  # an exit-2 network meets both
+    started = time.perf_counter()
+    with pytest.raises(FactoryError) as info:
+        check_feasible(spec, Budget(params=20_000, ram=9_000, macs=10_000_000).with_int8(layout))
+    assert time.perf_counter() - started < 1.0
+    message = str(info.value)
+    assert "\n" not in message and "together" in message and "params and RAM" in message
+    assert message.endswith("raise --budget-params or --budget-ram")  # MACs are not part of the conflict

@@ -302,3 +302,67 @@ def test_corrupt_checkpoint_and_state_file(recipe_file, tmp_path):
     assert_one_line_error(
         *cli("build", "--recipe", recipe_file, "--supernet", str(bad), "--out", str(tmp_path / "s")), "bad.pt"
     )
+
+
+def test_a_second_build_on_a_held_run_folder_is_refused_and_a_stale_lock_taken_over(recipe_file, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from factory.runinfo import LOCK
+
+    out = tmp_path / "r"
+    out.mkdir()
+    lock = out / LOCK
+    lock.write_text(f"{os.getpid()}\n")  # a live build: this very process
+    code, error = cli(*resume_args(recipe_file, tiny_budget(), out))
+    assert_one_line_error(code, error, "held by a running build", f"process {os.getpid()}")
+    assert list(out.iterdir()) == [lock] and lock.read_text() == f"{os.getpid()}\n"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # exited and reaped: its PID names no process
+    lock.write_text(f"{dead.pid}\n")  # a build killed before it could give the folder back
+    run_build(out, stop_after="data")  # taken over: the folder holds nothing else, so it is a new build
+    assert list(json.loads((out / "build.json").read_text())["stages"]) == ["data"]
+    assert not lock.exists()  # given back when the build ended
+
+
+def test_a_full_disk_is_one_line_and_the_build_resumes_once_space_is_freed(recipe_file, tmp_path, monkeypatch):
+    import errno
+
+    import factory.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "PIPELINE", pipeline.PIPELINE[:1])  # the data stage only: seconds
+    real = pipeline.write_json_atomic
+
+    def full_after_a_stage(path, obj):
+        if Path(path).name == "build.json" and obj["stages"]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, obj)
+
+    monkeypatch.setattr(pipeline, "write_json_atomic", full_after_a_stage)
+    out = tmp_path / "r"
+    args = [
+        "build",
+        "--recipe",
+        recipe_file,
+        "--budget-params",
+        str(tiny_budget()),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    code, error = cli(*args)
+    assert_one_line_error(code, error, "no space left", str(out), "--resume")
+    assert json.loads((out / "build.json").read_text())["stages"] == {}
+    monkeypatch.setattr(pipeline, "write_json_atomic", real)  # space freed
+    code, error = cli(*args, "--resume")
+    assert code == 0, error
+    assert list(json.loads((out / "build.json").read_text())["stages"]) == ["data"]
+
+
+def test_limits_that_conflict_stop_the_build_before_training(tmp_path):
+    out = tmp_path / "r"
+    code, error = cli("build", "--recipe", "digits", "--budget-params", "20k", "--budget-ram", "9KB", "--out", str(out))
+    assert_one_line_error(code, error, "together", "params and RAM", "--budget-params or --budget-ram")
+    assert not out.exists()

@@ -83,3 +83,68 @@ def test_ranks_checking_one_folder_at_once_do_not_trip_each_other(tmp_path: Path
         results = list(pool.map(lambda _: ensure_writable(tmp_path / "run"), range(400)))
     assert all(r == tmp_path / "run" for r in results)
     assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_atomic_writes_sync_the_folder_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename is on disk only once the folder is synced: a power loss would otherwise lose the new name."""
+    import stat
+
+    synced: list[bool] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real(fd)
+
+    monkeypatch.setattr(io.os, "fsync", record)
+    write_json_atomic(tmp_path / "build.json", {"stages": {}})
+    assert synced == [False, True]  # the file, then its folder
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from factory.errors import FactoryError
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    write_json_atomic(tmp_path / "run" / "build.json", {"old": True})
+    monkeypatch.setattr(io.os, "fsync", full)
+    with pytest.raises(FactoryError) as info:
+        write_json_atomic(tmp_path / "run" / "build.json", {"new": True})
+    message = str(info.value)
+    assert "\n" not in message and "no space left" in message and str(tmp_path / "run") in message
+    assert "--resume" in message
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["build.json"]  # the old file whole, no temporary
+    assert '"old"' in (tmp_path / "run" / "build.json").read_text()
+
+
+def test_a_run_folder_lock_is_refused_while_its_holder_lives_and_taken_over_once_it_is_gone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from factory.errors import FactoryError
+    from factory.runinfo import LOCK, acquire_run_lock, release_run_lock
+
+    run = tmp_path / "run"
+    lock = acquire_run_lock(run)  # this process holds it
+    assert lock == run / LOCK and lock.read_text().split() == [str(os.getpid())]
+    with pytest.raises(FactoryError, match=rf"held by a running build \(process {os.getpid()}"):
+        acquire_run_lock(run)
+    release_run_lock(lock)
+    assert not lock.exists()
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{child.pid}\n")  # a live build in another process
+        with pytest.raises(FactoryError, match=rf"process {child.pid}") as info:
+            acquire_run_lock(run)
+        assert "\n" not in str(info.value)
+    finally:
+        child.kill()
+        child.wait()
+    # The child is gone (killed and reaped): its lock is stale and taken over.
+    assert acquire_run_lock(run) == lock and lock.read_text().split() == [str(os.getpid())]
+    release_run_lock(lock)
+    assert list(run.iterdir()) == []  # no temporary or moved-aside lock left behind

@@ -198,3 +198,52 @@ def test_summed_subnet_losses_weigh_each_network_as_its_own_backward(sandwich, t
     n = len(shares["sum"])
     assert sum(shares["sum"]) == pytest.approx(n)
     assert shares["sum"] == pytest.approx([n * x for x in shares["mean"]])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_diverging_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
+    """train.lr 1e6: the elastic epoch's loss turns NaN; training stops there, the warm-up's checkpoint stays."""
+    from factory.training.checkpoint import load_checkpoint
+    from factory.training.trainer import TrainingDiverged
+
+    recipe = tiny_recipe("ee-dense", warmup_epochs=1, epochs=1, lr=1e6, space=ONE_WIDTH)
+    trainer = SupernetTrainer(recipe, tmp_path, device="cpu", splits=tiny_splits(n_train=320), progress=False)
+    with pytest.raises(TrainingDiverged) as info:
+        trainer.run()
+    message = str(info.value)
+    assert isinstance(info.value, FactoryError) and "\n" not in message
+    assert "the loss" in message and "elastic-w1 epoch 1/1, step " in message and "lower train.lr" in message
+    state = load_checkpoint(tmp_path / "supernet" / "checkpoint.pt")
+    assert (state["phase_index"], state["epoch"]) == (1, 0)  # the warm-up's, not the diverged epoch's
+    assert all(torch.isfinite(v.float()).all() for sd in state["supernets"].values() for v in sd.values())
+    assert (
+        not (tmp_path / "supernet" / "supernet.pt").exists() and not (tmp_path / "supernet" / "metrics.json").exists()
+    )
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_weights_that_diverge_on_an_epoch_s_last_step_never_reach_its_checkpoint(tmp_path):
+    """Three steps: every loss is finite, but the last update leaves NaN weights; the epoch's end catches them."""
+    from factory.training.trainer import TrainingDiverged
+
+    recipe = tiny_recipe("ee-dense", warmup_epochs=1, epochs=1, lr=1e6, space=ONE_WIDTH)
+    trainer = SupernetTrainer(recipe, tmp_path, device="cpu", splits=tiny_splits(), progress=False)
+    with pytest.raises(TrainingDiverged, match=r"elastic-w1 epoch 1/1, step 3/3; lower train\.lr"):
+        trainer.run()
+    assert sorted(p.name for p in (tmp_path / "supernet" / "epochs").iterdir()) == ["00-warmup-w1-e001.json"]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_diverging_training_is_one_line_and_exit_2(tmp_path, monkeypatch):
+    import factory.training.trainer as trainer_module
+    from factory.recipe import save_recipe
+    from tests.test_build import assert_one_line_error, cli
+
+    monkeypatch.setattr(trainer_module, "load_dataset", lambda cfg: tiny_splits(n_train=320))
+    recipe = tiny_recipe("ee-dense", warmup_epochs=1, epochs=1, lr=1e6, space=ONE_WIDTH)
+    save_recipe(recipe, tmp_path / "diverge.yaml")
+    out = tmp_path / "run"
+    code, error = cli("train", "--recipe", str(tmp_path / "diverge.yaml"), "--out", str(out), "--device", "cpu")
+    error = error.rsplit("\r", 1)[-1].strip()  # after the progress bars, which end with a carriage return
+    assert_one_line_error(code, error, "training diverged", "elastic-w1 epoch 1/1", "step ", "lower train.lr")
+    assert (out / "supernet" / "checkpoint.pt").is_file() and not (out / "supernet" / "supernet.pt").exists()

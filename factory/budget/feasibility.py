@@ -26,6 +26,8 @@ FLAGS = {
     "latency": "--budget-latency",
 }
 
+LABELS = {"params": "params", "macs": "MACs", "flash": "flash", "ram": "RAM", "latency": "latency"}
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -193,13 +195,32 @@ def int8_layout(recipe: Any) -> Int8Layout | None:
     return Int8Layout(per_channel=settings.per_channel, symmetric_activations=settings.symmetric_activations)
 
 
-def smallest_configs(spec: SpaceSpec) -> list[SubnetConfig]:
-    """The smallest config of every width at every exit, at the lowest resolution: whatever the space has."""
+def smallest_configs(spec: SpaceSpec, exits: Iterable[int] | None = None) -> list[SubnetConfig]:
+    """The smallest config of every width at every exit (default: all the space has) and resolution. At one width,
+    exit and resolution the smallest blocks are the least of every figure, but across them the figures disagree
+    (an earlier exit has fewer parameters, yet its head may need more RAM), so a joint check needs them all."""
+    exits = tuple(spec.exits() if exits is None else exits)
     configs = []
     for width in spec.widths:
-        base = smallest_config(spec, width=width, resolution=min(spec.resolutions))
-        configs += [base.with_exit(exit_) for exit_ in spec.exits()]
+        for resolution in sorted(spec.resolutions):
+            base = smallest_config(spec, width=width, resolution=resolution)
+            configs += [base.with_exit(exit_) for exit_ in exits]
     return configs
+
+
+def _figures_of(spec: SpaceSpec, configs: Iterable[SubnetConfig], budget: Budget | None) -> list[Figures]:
+    """Every config's figures, with the predicted latency when `budget` has a latency limit."""
+    int8 = budget.int8 if budget else None
+    return [replace(figures(spec, c, int8=int8), latency=budget.predicted(c) if budget else None) for c in configs]
+
+
+def _least(every: list[Figures]) -> dict[str, Any]:
+    least: dict[str, Any] = {
+        name: min(int(getattr(f, name)) for f in every) for name in ("params", "macs", "flash", "ram")
+    }
+    latencies = [f.latency for f in every if f.latency is not None]
+    least["latency"] = min(latencies) if latencies else None
+    return least
 
 
 def smallest_reachable(
@@ -212,14 +233,65 @@ def smallest_reachable(
     express instead (an encoding without an exit gene never reaches the early exits).
     """
     configs = smallest_configs(spec) if configs is None else list(configs)
-    every = [figures(spec, c, int8=budget.int8 if budget else None) for c in configs]
-    least: dict[str, Any] = {
-        name: min(int(getattr(f, name)) for f in every) for name in ("params", "macs", "flash", "ram")
-    }
-    least["latency"] = None
-    if budget is not None and budget.latency is not None:
-        least["latency"] = min(budget.predicted(c) for c in configs)
-    return least
+    return _least(_figures_of(spec, configs, budget))
+
+
+SAMPLED = 256  # draws of the constrained sampling, when no smallest config meets every limit at once
+
+
+def _sampled_fit(spec: SpaceSpec, budget: Budget, seen: list[Figures]) -> bool:
+    """Whether a seeded sample of the space holds a network within every limit at once (the figures of the ones
+    tried are added to `seen`). The cheap counts reject most draws before the footprint walk and latency model."""
+    import numpy as np
+
+    from factory.space.encoding import get_encoding
+    from factory.space.sampling import sample_configs
+
+    encoding = get_encoding("nat2", spec)
+    for config in sample_configs(encoding, SAMPLED, np.random.default_rng(0)):
+        counts = figures(spec, config, footprint=False)
+        if not Budget(params=budget.params, macs=budget.macs).admits(counts):
+            continue
+        (full,) = _figures_of(spec, [config], budget)
+        seen.append(full)
+        if budget.admits(full):
+            return True
+    return False
+
+
+def _only(budget: Budget, names: Iterable[str]) -> Budget:
+    """`budget` with only the limits `names` (its latency model and INT8 layout kept)."""
+    keep = set(names)
+    return replace(budget, **{name: None for name in BUDGETED if name not in keep})
+
+
+def _least_text(name: str, value: float) -> str:
+    if name == "latency":
+        return f"the least predicted latency is {value:.3g} ms"
+    if name in ("flash", "ram"):
+        return f"the least {'flash' if name == 'flash' else 'RAM'} is {format_bytes(int(value))}"
+    return f"the fewest {'params' if name == 'params' else 'MACs'} are {format_count(int(value))}"
+
+
+def _conflicts(budget: Budget, every: list[Figures]) -> list[tuple[str, ...]]:
+    """The pairs of limits that no network of `every` meets together (each is met alone); all the limits when only
+    more than two conflict."""
+    names = tuple(budget.limits())
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    found = [pair for pair in pairs if not any(_only(budget, pair).admits(f) for f in every)]
+    return found or [names]
+
+
+def _conflict_text(budget: Budget, group: tuple[str, ...], every: list[Figures]) -> str:
+    """A conflicting group, e.g. 'params and RAM (within RAM <= 9.0 KB the fewest params are 49.0k; ...)'."""
+    within = []
+    for name in group:
+        others = _only(budget, [n for n in group if n != name])
+        best = min((f.value(name) for f in every if others.admits(f)), default=None)
+        if best is not None:
+            within.append(f"within {others.describe()} {_least_text(name, best)}")
+    label = " and ".join(LABELS[name] for name in group)
+    return label + (f" ({'; '.join(within)})" if within else "")
 
 
 def check_feasible(
@@ -228,11 +300,15 @@ def check_feasible(
     configs: Iterable[SubnetConfig] | None = None,
     advice: str = "raise the budget",
 ) -> None:
-    """Fail early, naming the smallest reachable figures, when no network of `configs` (see
-    `smallest_reachable`) can meet `budget`; `advice` ends the one-line message (e.g. the flags to change)."""
+    """Fail early when no network of `configs` (default: the smallest of every width, exit and resolution, then a
+    seeded sample of the space) meets every limit of `budget` at once. A limit no network meets even alone names
+    the smallest reachable figures; limits met alone but not together name the pairs that conflict. `advice`
+    ends the first message (e.g. the flags to change); the second names the conflicting limits' flags."""
     if not budget.limited:
         return
-    least = smallest_reachable(spec, configs, budget)
+    given = configs is not None
+    every = _figures_of(spec, smallest_configs(spec) if configs is None else list(configs), budget)
+    least = _least(every)
     if not budget.allows(**least):
         shown = [f"{format_count(least['params'])} params", f"{format_count(least['macs'])} MACs"]
         if budget.needs_footprint:
@@ -243,3 +319,12 @@ def check_feasible(
             f"no sub-network can meet {budget.describe()}: the smallest reachable network has "
             f"{', '.join(shown)}; {advice}"
         )
+    if any(budget.admits(f) for f in every) or (not given and _sampled_fit(spec, budget, every)):
+        return
+    groups = _conflicts(budget, every)
+    named = sorted({name for group in groups for name in group}, key=BUDGETED.index)
+    raise FactoryError(
+        f"no single sub-network meets {budget.describe()} together, though each limit alone is reachable: "
+        f"{', and '.join(_conflict_text(budget, group, every) for group in groups)} conflict; "
+        f"raise {' or '.join(FLAGS[name] for name in named)}"
+    )

@@ -4,13 +4,15 @@ A bundle holds the deployed graphs (FP32, and INT8 where it passed the guard), l
 (the exact input rule, with a numpy reference in the model card), MODEL_CARD.md (what it classifies, on what
 data, how well overall and per class, its confusion matrix, its size, memory and latency, its limits, how to
 reproduce it), samples.npz (real test images, preprocessed, with each graph's expected outputs),
-bundle.json (what `factory verify` checks) and SHA256SUMS. It is written to a temporary folder and moved in
-place whole, so an interrupted bundle never leaves half a folder.
+bundle.json (what `factory verify` checks) and SHA256SUMS. It is written to a temporary folder of its own
+process, synced to disk and moved in place whole, so an interrupted bundle never leaves half a folder and a
+bundle the build marks done is on disk.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from factory.errors import FactoryError
-from factory.io import file_sha256
+from factory.io import file_sha256, sync_file, sync_folder
 
 BUNDLE_FORMAT = "factory-bundle/1"
 SAMPLES = 48
@@ -240,7 +242,7 @@ def make_bundle(run: str | Path, pick_id: str) -> Path:
     labels = splits.test.labels.numpy()
     names = list(splits.class_names) or [str(i) for i in range(splits.num_classes)]
     out = run / "handoff" / pick_id
-    tmp = out.with_name(f".{pick_id}.tmp")
+    tmp = out.with_name(f".{pick_id}.{os.getpid()}.tmp")  # per process: a second `factory bundle` has its own
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -300,15 +302,20 @@ def make_bundle(run: str | Path, pick_id: str) -> Path:
     write_json_atomic(tmp / "bundle.json", manifest)
     files = sorted(p.name for p in tmp.iterdir() if p.is_file())
     (tmp / "SHA256SUMS").write_text("".join(f"{file_sha256(tmp / f)}  {f}\n" for f in files))
+    for path in tmp.iterdir():  # on disk before the build marks the bundle done, not only in the page cache
+        sync_file(path)
+    sync_folder(tmp)
     if out.exists():
         shutil.rmtree(out)
     tmp.replace(out)
     archive = out.with_suffix(".zip")
-    partial = archive.with_name(f".{archive.name}.tmp")
+    partial = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as handle:
         for path in sorted(out.iterdir()):
             handle.write(path, f"{pick_id}/{path.name}")
+    sync_file(partial)
     partial.replace(archive)
+    sync_folder(out.parent)
     return out
 
 

@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from factory.budget import latency_profile_digest, parse_latency
-from factory.budget.feasibility import Budget, check_feasible, delivered_precision, int8_layout
+from factory.budget.feasibility import Budget, check_feasible, delivered_precision, int8_layout, smallest_configs
 from factory.budget.figures import Figures
 from factory.data import DatasetSplits, load_dataset
 from factory.elastic import OFASupernet
@@ -311,10 +311,12 @@ class SearchEngine:
 
     # ------------------------------------------------------------------ checks
     def _check_budgets(self) -> None:
-        smallest = self.encoding.decode(smallest_vector(self.encoding))
+        # The smallest network of every width, resolution and exit the encoding can express (an encoding without
+        # an exit gene reaches only the last exit): the one meeting every limit at once may be at any of them.
+        exits = self.encoding.exits if self.encoding.has_exit_gene else self.encoding.exits[-1:]
         budget = Budget.from_dict(self.settings.budgets).with_model(self.latency_model)
         budget = budget.with_int8(self.complexity.int8)
-        check_feasible(self.spec, budget, [smallest], f"raise {budget.flags()}")
+        check_feasible(self.spec, budget, smallest_configs(self.spec, exits), f"raise {budget.flags()}")
 
     # ------------------------------------------------------------------ evaluation
     def _latency(self, config: SubnetConfig) -> float:

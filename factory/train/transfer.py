@@ -150,9 +150,13 @@ def transfer_phases(recipe: Recipe, widths: Sequence[float]) -> list[Any]:
 
     t = recipe.transfer
     elastic_lr = recipe.search.adapt_lr or recipe.train.lr
-    steps = [("heads", t.head_epochs, t.head_lr), ("warmup", t.tune_epochs, t.tune_lr)]
-    steps.append(("adapt", t.elastic_epochs, elastic_lr))
-    return [Phase(kind, width, epochs, lr) for kind, epochs, lr in steps if epochs > 0 for width in widths]
+    elastic_key = "search.adapt_lr" if recipe.search.adapt_lr else "train.lr"
+    steps = [
+        ("heads", t.head_epochs, t.head_lr, "transfer.head_lr"),
+        ("warmup", t.tune_epochs, t.tune_lr, "transfer.tune_lr"),
+        ("adapt", t.elastic_epochs, elastic_lr, elastic_key),
+    ]
+    return [Phase(kind, width, epochs, lr, key) for kind, epochs, lr, key in steps if epochs > 0 for width in widths]
 
 
 def transfer_supernet(

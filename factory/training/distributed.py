@@ -79,6 +79,14 @@ def all_mean(value: float | torch.Tensor, info: DistInfo) -> float:
     return float(tensor.item() / info.world_size)
 
 
+def all_min(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The element-wise minimum of `tensor` over processes (a copy), so every process takes the same decision."""
+    out = tensor.reshape(-1).clone()
+    if info.enabled:
+        dist.all_reduce(out, op=dist.ReduceOp.MIN)
+    return out
+
+
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

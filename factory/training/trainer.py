@@ -53,7 +53,7 @@ from factory.training.budget_sampler import BudgetSampler
 from factory.training.callbacks import EpochCallback, EpochFiles, EpochSummary
 from factory.training.checkpoint import load_checkpoint, save_checkpoint
 from factory.training.device import autocast, grad_scaler, memory_format, resolve_device, resolve_precision
-from factory.training.distributed import DistInfo, all_mean, barrier, cleanup, init_distributed
+from factory.training.distributed import DistInfo, all_mean, all_min, barrier, cleanup, init_distributed
 from factory.training.evaluate import Evaluator
 from factory.training.losses import ensemble_teacher_probs
 from factory.training.phases import MAXIMAL_KINDS, PHASE_KINDS, EpochResult, Phase, plan_phases
@@ -61,8 +61,13 @@ from factory.training.step_loss import StepLoss, StepTarget
 
 CHECKPOINT = "checkpoint.pt"
 BAR_REFRESH_STEPS = 20  # on CUDA the progress bar reads the running loss (a host sync) every this many steps
+FINITE_CHECK_STEPS = BAR_REFRESH_STEPS  # on CUDA a non-finite loss is looked for (a host sync) every this many steps
 ConfigSampler = Callable[[int, np.random.Generator], list[SubnetConfig]]
 FINAL = "supernet.pt"
+
+
+class TrainingDiverged(FactoryError):
+    """A loss or weight became NaN or infinite: training stops before anything later is written."""
 
 
 def _epoch_seed(seed: int, phase_index: int, epoch: int) -> int:
@@ -378,6 +383,10 @@ class SupernetTrainer:
         # Summed on the device and read only when the bar is refreshed: a read is a host sync on CUDA.
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         acc_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        # The first step whose loss was not finite (len(batches): none yet), kept on the device; read every step
+        # on a CPU, every FINITE_CHECK_STEPS steps on CUDA (no host sync per step) and at the epoch's end.
+        first_bad = torch.full((), len(batches), dtype=torch.int64, device=self.device)
+        check_every = 1 if self.device.type == "cpu" else FINITE_CHECK_STEPS
         images_seen = 0
         start = time.perf_counter()
         for step, index in enumerate(bar):
@@ -393,6 +402,9 @@ class SupernetTrainer:
             optimizer.zero_grad(set_to_none=True)
             with autocast(self.device, self.precision):
                 loss, acc = run.model(images, labels, targets, probs, t.kd_weight, t.label_smoothing)
+            first_bad = torch.where(torch.isfinite(loss.detach()), first_bad, first_bad.clamp(max=step))
+            if step % check_every == 0:  # before the step: a diverged loss never updates the weights on a CPU
+                self._stop_if_diverged(phase, epoch, first_bad, len(batches))
             run.scaler.scale(loss).backward()
             if t.grad_clip > 0:
                 run.scaler.unscale_(optimizer)
@@ -410,6 +422,7 @@ class SupernetTrainer:
                     img_s=f"{images_seen / max(elapsed, 1e-9):.0f}",
                     lr=f"{lr:.2e}",
                 )
+        self._stop_if_diverged(phase, epoch, first_bad, len(batches), net)  # before the epoch's checkpoint
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
         n = max(1, len(batches))
@@ -424,6 +437,28 @@ class SupernetTrainer:
             "world_size": self.info.world_size,
             "process_group": self.info.backend if self.info.enabled else None,
         }
+
+    def _stop_if_diverged(
+        self, phase: Phase, epoch: int, first_bad: torch.Tensor, steps: int, net: nn.Module | None = None
+    ) -> None:
+        """Raise `TrainingDiverged` when a loss of this epoch was not finite (or, with `net`, a weight or BatchNorm
+        statistic is not), on every process alike: NaN weights never reach a checkpoint, the search or an export.
+
+        Reads `first_bad` (one host sync); under torchrun the processes agree on the earliest step first."""
+        bad = first_bad
+        if net is not None:
+            tensors = [v for v in net.state_dict().values() if v.is_floating_point()]
+            finite = torch.stack([torch.isfinite(v).all() for v in tensors]).all()
+            bad = torch.where(finite, first_bad, first_bad.clamp(max=steps - 1))
+        step = int(all_min(bad, self.info).item())
+        if step >= steps:
+            return
+        what = "the loss" if int(first_bad.item()) == step else "the weights"
+        raise TrainingDiverged(
+            f"training diverged: {what} became NaN or infinite in {phase.name} epoch {epoch + 1}/{phase.epochs}, "
+            f"step {step + 1}/{steps}; lower {phase.lr_key} (now {phase.lr:g}) and start over (the checkpoint "
+            f"of the last finished epoch is kept, nothing later is written)"
+        )
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, Any]:
