@@ -364,8 +364,9 @@ def bundle_command(run_dir: str, pick: str | None, every: bool) -> None:
 def verify_command(bundle: str, threads: int, out_file: str | None) -> None:
     """On the device: check BUNDLE's hashes, rerun its samples through each graph, time each graph.
 
-    Exit 0 when everything matches, 1 with one line per mismatch otherwise. Needs only onnxruntime, numpy and
-    click (install the factory wheel with --no-deps beside them).
+    Exit 0 only when every graph bundle.json lists was hashed, run and matched; 1 with one line per mismatch
+    (a graph whose hash differs is not run); 2 for a malformed bundle. Needs only onnxruntime, numpy and click
+    (install the factory wheel with --no-deps beside them).
     """
     from pathlib import Path
 
@@ -373,12 +374,15 @@ def verify_command(bundle: str, threads: int, out_file: str | None) -> None:
 
     report, problems = verify_bundle(bundle, threads, out_file)
     for graph in report["graphs"]:
+        diff = graph["max_scaled_diff"]
         click.echo(
             f"{graph['file']} ({graph['precision']}): {graph['samples']} samples, top-1 agreement "
-            f"{graph['top1_agreement']:.3f}, max scaled diff {graph['max_scaled_diff']:.2g}, "
+            f"{graph['top1_agreement']:.3f}, max scaled diff {'not finite' if diff is None else f'{diff:.2g}'}, "
             f"fastest {graph['latency_ms']:.4g} ms, median {graph['median_ms']:.4g} ms"
         )
     target = out_file or str(Path(bundle) / "device-report.json")
+    if report["unlisted"]:
+        click.echo(f"note: not in SHA256SUMS, so not checked: {', '.join(report['unlisted'])}", err=True)
     for line in problems:
         click.echo(f"MISMATCH {line}", err=True)
     click.echo(f"wrote {target}; send it back for `factory report --run RUN --device-results {Path(target).name}`")
@@ -413,13 +417,19 @@ def profile_kit_command(run_dir: str, out_dir: str, count: int, seed: int) -> No
 def profile_command(kit: str, out_file: str, threads: int, runs: int, warmup: int, rounds: int) -> None:
     """On the device: time every network of KIT (onnxruntime, batch 1) and write the profile.
 
-    Needs only onnxruntime, numpy and click (install the factory wheel with --no-deps beside them).
+    The kit is checked first (its manifest's keys, names inside KIT, each graph's SHA-256): a malformed kit
+    exits 2, a changed graph 1, before any network is timed. Needs only onnxruntime, numpy and click (install
+    the factory wheel with --no-deps beside them).
     """
-    from factory.profile.target import profile_kit, read_manifest
+    from factory.profile.target import HashMismatch, profile_kit, read_manifest
 
-    total = len(read_manifest(kit)["networks"]) * rounds
-    with click.progressbar(length=total, label="profiling", file=sys.stderr, show_eta=True) as bar:
-        profile_kit(kit, out_file, threads, runs, warmup, rounds, on_network=bar.update)
+    try:
+        total = len(read_manifest(kit)["networks"]) * rounds  # checked (keys, names, hashes) before any timing
+        with click.progressbar(length=total, label="profiling", file=sys.stderr, show_eta=True) as bar:
+            profile_kit(kit, out_file, threads, runs, warmup, rounds, on_network=bar.update)
+    except HashMismatch as exc:
+        click.echo(f"MISMATCH {exc}; copy the kit again", err=True)
+        sys.exit(1)
     click.echo(f"wrote {out_file}; pass it to the build with --latency-profile {out_file}")
 
 

@@ -159,3 +159,266 @@ def test_the_confusion_picture_of_a_thousand_classes_stays_small(tmp_path, monke
     _plot_confusion(matrix, [f"class-{i}" for i in range(1000)], tmp_path / "confusion.png")
     with Image.open(tmp_path / "confusion.png") as picture:
         assert max(picture.size) <= 2000
+
+
+# Tamper tests: each alters a copy of a real bundle the way a damaged copy or a hostile one could, and expects
+# `factory verify` to exit 0 only when every graph it lists was hashed, run and matched.
+
+
+def _copy(finished, tmp_path: Path) -> Path:
+    out, summary = finished
+    bundle = tmp_path / "bundle"
+    shutil.copytree(_bundle(out, summary), bundle)
+    return bundle
+
+
+def _verify(bundle: Path):
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(main, ["verify", str(bundle)])
+
+
+def _mismatches(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.startswith("MISMATCH")]
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _reseal(bundle: Path, graphs: bool = True) -> None:
+    """Rewrite SHA256SUMS (and, with `graphs`, bundle.json's graph hashes) to the files now in the bundle, as a
+    forger would: verify must then judge the content itself."""
+    manifest_path = bundle / "bundle.json"
+    if graphs and manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        for graph in manifest.get("graphs", []):
+            if (bundle / graph["file"]).is_file():
+                graph["sha256"] = _sha(bundle / graph["file"])
+        manifest_path.write_text(json.dumps(manifest))
+    names = sorted(p.name for p in bundle.iterdir() if p.is_file() and p.name != "SHA256SUMS")
+    (bundle / "SHA256SUMS").write_text("".join(f"{_sha(bundle / n)}  {n}\n" for n in names))
+
+
+def _graph(bundle: Path, precision: str = "fp32") -> Path:
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    return bundle / next(g["file"] for g in manifest["graphs"] if g["precision"] == precision)
+
+
+def _sums_without(bundle: Path, name: str) -> None:
+    lines = (bundle / "SHA256SUMS").read_text().splitlines(keepends=True)
+    (bundle / "SHA256SUMS").write_text("".join(line for line in lines if not line.rstrip().endswith(f"  {name}")))
+
+
+def _add_metadata(path: Path) -> None:
+    """Alter a graph without changing what it computes (so only its hash can tell)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"altered": "yes"})
+    onnx.save(model, str(path))
+
+
+def test_verify_refuses_graphs_nothing_vouches_for(finished, tmp_path):
+    # A graph left out of SHA256SUMS, then altered: not run, a mismatch.
+    bundle = _copy(finished, tmp_path)
+    graph = _graph(bundle)
+    _sums_without(bundle, graph.name)
+    _add_metadata(graph)
+    result = _verify(bundle)
+    assert result.exit_code == 1, result.output
+    assert any(f"{graph.name}: not listed in SHA256SUMS" in line for line in _mismatches(result)), result.output
+    assert graph.name not in {g["file"] for g in json.loads((bundle / "device-report.json").read_text())["graphs"]}
+    # Altered with SHA256SUMS rewritten to match, but not bundle.json: its record must agree too.
+    _reseal(bundle, graphs=False)
+    result = _verify(bundle)
+    assert result.exit_code == 1 and any("differs from the one bundle.json records" in m for m in _mismatches(result))
+    # An empty SHA256SUMS with the graphs deleted is no pass with zero graphs.
+    for file in bundle.glob("*.onnx"):
+        file.unlink()
+    (bundle / "SHA256SUMS").write_text("")
+    result = _verify(bundle)
+    assert result.exit_code == 1 and "not listed in SHA256SUMS" in result.output, result.output
+    # Nor is a bundle.json that lists no graph at all.
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    (bundle / "bundle.json").write_text(json.dumps({**manifest, "graphs": []}))
+    result = _verify(bundle)
+    assert result.exit_code == 2 and "lists no graphs" in result.output, result.output
+
+
+def test_verify_never_runs_a_graph_whose_hash_differs(finished, tmp_path):
+    bundle = _copy(finished, tmp_path)
+    graph = _graph(bundle)
+    graph.write_bytes(b"\x08\x07 not a graph, and onnxruntime must never be handed it")
+    result = _verify(bundle)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert any(f"{graph.name}: SHA-256 differs from SHA256SUMS" in m and "not run" in m for m in _mismatches(result))
+
+
+def test_verify_reports_files_sha256sums_does_not_list(finished, tmp_path):
+    bundle = _copy(finished, tmp_path)
+    (bundle / "notes.txt").write_text("added after bundling\n")
+    result = _verify(bundle)
+    assert result.exit_code == 0, result.output
+    assert "not in SHA256SUMS, so not checked: notes.txt" in result.output
+    assert json.loads((bundle / "device-report.json").read_text())["unlisted"] == ["notes.txt"]
+    assert _verify(bundle).exit_code == 0  # its own device-report.json is not one of them
+
+
+def _outside_graph(bundle: Path) -> None:
+    """bundle.json and SHA256SUMS name a graph beside the bundle (hash and content right)."""
+    graph = _graph(bundle)
+    outside = bundle.parent / "outside.onnx"
+    shutil.copyfile(graph, outside)
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    manifest["graphs"] = [
+        {**g, "file": "../outside.onnx"} if g["file"] == graph.name else g for g in manifest["graphs"]
+    ]
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    _reseal(bundle)
+    with (bundle / "SHA256SUMS").open("a") as sums:
+        sums.write(f"{_sha(outside)}  ../outside.onnx\n")
+
+
+def _absolute_sum(bundle: Path) -> None:
+    secret = bundle.parent / "secret.txt"
+    secret.write_text("a file elsewhere on the device\n")
+    with (bundle / "SHA256SUMS").open("a") as sums:
+        sums.write(f"{_sha(secret)}  {secret}\n")
+
+
+def _external_data(bundle: Path) -> None:
+    """The FP32 graph re-saved with its initializers as external data (a file beside it), resealed."""
+    import onnx
+
+    graph = _graph(bundle)
+    model = onnx.load(str(graph))
+    onnx.save_model(model, str(graph), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    _reseal(bundle)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (_outside_graph, "outside its folder"),
+        (_absolute_sum, "outside its folder"),
+        (_external_data, "external data"),
+    ],
+    ids=["dotdot-graph", "absolute-sum", "external-data"],
+)
+def test_verify_keeps_every_path_inside_the_bundle(finished, tmp_path, tamper, message):
+    bundle = _copy(finished, tmp_path)
+    tamper(bundle)
+    result = _verify(bundle)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def _rewrite_samples(bundle: Path, change) -> None:
+    samples = dict(np.load(bundle / "samples.npz"))
+    change(samples)
+    np.savez_compressed(bundle / "samples.npz", **samples)
+    _reseal(bundle)
+
+
+def _nan_expected(samples: dict) -> None:
+    samples["outputs_fp32"][1, 0] = np.nan
+
+
+def _inf_expected(samples: dict) -> None:
+    samples["outputs_fp32"][1, 0] = np.inf
+
+
+def _nan_image(samples: dict) -> None:  # the graphs then produce NaN for that sample
+    samples["images"][1] = np.nan
+
+
+@pytest.mark.parametrize("change", [_nan_expected, _inf_expected, _nan_image], ids=["nan", "inf", "nan-produced"])
+def test_verify_fails_non_finite_outputs(finished, tmp_path, change):
+    bundle = _copy(finished, tmp_path)
+    _rewrite_samples(bundle, change)
+    sample = str(np.load(bundle / "samples.npz")["ids"][1])
+    result = _verify(bundle)
+    assert result.exit_code == 1, result.output
+    assert any(f"sample {sample} has NaN or infinite outputs" in m for m in _mismatches(result)), result.output
+
+
+def _bad_sums_line(bundle: Path) -> None:
+    with (bundle / "SHA256SUMS").open("a") as sums:
+        sums.write("this-is-not-a-hash\n")
+
+
+def _no_samples(bundle: Path) -> None:
+    (bundle / "samples.npz").unlink()
+
+
+def _unreadable_samples(bundle: Path) -> None:
+    (bundle / "samples.npz").write_bytes(b"PK\x03\x04 truncated")
+    _reseal(bundle)
+
+
+def _object_samples(bundle: Path) -> None:
+    samples = dict(np.load(bundle / "samples.npz"))
+    samples["ids"] = np.array([{"id": str(i)} for i in samples["ids"]], dtype=object)
+    np.savez_compressed(bundle / "samples.npz", **samples)
+    _reseal(bundle)
+
+
+def _no_graphs_key(bundle: Path) -> None:
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    del manifest["graphs"]
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    _reseal(bundle)
+
+
+def _graph_key_missing(bundle: Path) -> None:
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    del manifest["graphs"][0]["outputs"]
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    _reseal(bundle)
+
+
+def _not_onnx(bundle: Path) -> None:
+    _graph(bundle).write_bytes(b"\x08\x07:\x04junk")  # an IR version and a 'graph' that is no graph
+    _reseal(bundle)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_bad_sums_line, _no_samples, _unreadable_samples, _object_samples, _no_graphs_key, _graph_key_missing, _not_onnx],
+    ids=["sums-line", "no-samples", "bad-samples", "object-samples", "no-graphs", "graph-key", "not-onnx"],
+)
+def test_verify_malformed_bundles_are_one_line_and_exit_2(finished, tmp_path, tamper):
+    bundle = _copy(finished, tmp_path)
+    tamper(bundle)
+    result = _verify(bundle)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+
+
+def test_device_results_are_checked_before_they_are_kept(finished, tmp_path):
+    from click.testing import CliRunner
+
+    out, summary = finished
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    report_path = tmp_path / "device-report.json"
+    verify_bundle(run / "handoff" / summary["picks"][0]["id"], threads=1, out=report_path, runs=3, rounds=1)
+    report = json.loads(report_path.read_text())
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(json.dumps({**report, "pick": "../../x"}))
+    result = CliRunner().invoke(main, ["report", "--run", str(run), "--device-results", str(hostile)])
+    assert result.exit_code == 0, result.output
+    assert not list(tmp_path.glob("x-*.json")) and not list(run.glob("x-*.json"))  # nothing outside RUN/devices
+    (kept,) = (run / "devices").iterdir()
+    assert kept.name.startswith("x-") and kept.resolve().parent == (run / "devices").resolve()
+    # A graph row without its latency is refused, and every later report still works.
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**report, "graphs": [*report["graphs"], {"file": "x.onnx", "precision": "fp32"}]}))
+    result = CliRunner().invoke(main, ["report", "--run", str(run), "--device-results", str(broken)])
+    assert result.exit_code == 2 and "graph" in result.output and "latency_ms" in result.output, result.output
+    assert len(list((run / "devices").iterdir())) == 1
+    assert CliRunner().invoke(main, ["report", "--run", str(run)]).exit_code == 0

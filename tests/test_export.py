@@ -102,3 +102,15 @@ def test_parity_needs_images(tmp_path):
     path = export_onnx(graph, tmp_path / "exit1.onnx", 24)
     with pytest.raises(Exception, match="parity check got no images"):
         check_parity(graph, path, torch.empty(0, 3, 24, 24))
+
+
+def test_non_finite_outputs_fail_parity(tmp_path):
+    # A NaN compares false with everything: it must fail the check, never read as a difference of 0.
+    graph = deployment_graphs(all_exit_network("ee-base"))["exit1"]
+    path = export_onnx(graph, tmp_path / "exit1.onnx", 24)
+    inputs = torch.randn(4, 3, 24, 24)
+    inputs[2] = float("nan")  # PyTorch and onnxruntime both answer NaN for that image
+    with pytest.raises(ParityError, match="NaN or infinite outputs"):
+        check_parity(graph, path, inputs)
+    parity = check_parity(graph, path, inputs, strict=False)
+    assert not parity.passed and parity.max_abs_diff == float("inf")

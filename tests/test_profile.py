@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,119 @@ def test_predictor_recovers_a_linear_cost_and_reports_heldout_error():
     assert np.allclose(model.predict(X), y, rtol=1e-6)
     heldout = cross_validated(X, y * rng.uniform(0.98, 1.02, 60))
     assert heldout["within_10pct"] == 1.0 and heldout["spearman_rho"] > 0.95
+
+
+# Tamper tests: a kit is checked (keys, names inside it, each graph's SHA-256 and content) before any network is
+# timed; a changed graph is a mismatch (exit 1), anything malformed one line and exit 2.
+
+
+@pytest.fixture(scope="module")
+def small_kit(run, tmp_path_factory) -> Path:
+    kit = tmp_path_factory.mktemp("kit") / "kit"
+    make_kit(run, kit, count=10)
+    return kit
+
+
+def _profile_cli(kit: Path, out: Path):
+    from click.testing import CliRunner
+
+    from factory.cli import main
+
+    args = ["profile", str(kit), "--out", str(out), "--runs", "1", "--warmup", "0", "--rounds", "1"]
+    return CliRunner().invoke(main, args)
+
+
+def _edit(kit: Path, change) -> None:
+    manifest = json.loads((kit / "manifest.json").read_text())
+    change(manifest)
+    (kit / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _old_kit(kit: Path) -> None:
+    def strip(manifest: dict) -> None:
+        for net in manifest["networks"]:
+            net.pop("sha256", None)
+            net.pop("int8_sha256", None)
+
+    _edit(kit, strip)
+
+
+def _no_fingerprint(kit: Path) -> None:
+    _edit(kit, lambda m: m.pop("space_fingerprint"))
+
+
+def _no_resolution(kit: Path) -> None:
+    _edit(kit, lambda m: m["networks"][3].pop("resolution"))
+
+
+def _outside(kit: Path) -> None:
+    outside = kit.parent / "outside.onnx"
+    shutil.copyfile(kit / "nets" / "0000.onnx", outside)
+    _edit(kit, lambda m: m["networks"][0].update(file="../outside.onnx", sha256=_sha(outside)))
+
+
+def _absolute(kit: Path) -> None:
+    graph = kit / "nets" / "0000.onnx"
+    _edit(kit, lambda m: m["networks"][0].update(file=str(graph.resolve()), sha256=_sha(graph)))
+
+
+def _external_data(kit: Path) -> None:
+    import onnx
+
+    graph = kit / "nets" / "0001.onnx"
+    model = onnx.load(str(graph))
+    onnx.save_model(model, str(graph), save_as_external_data=True, location="0001.bin", size_threshold=0)
+    _edit(kit, lambda m: m["networks"][1].update(sha256=_sha(graph)))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (_old_kit, "regenerate it"),
+        (_no_fingerprint, "space_fingerprint"),
+        (_no_resolution, "resolution"),
+        (_outside, "outside its folder"),
+        (_absolute, "outside its folder"),
+        (_external_data, "external data"),
+    ],
+    ids=["old-kit", "no-fingerprint", "no-resolution", "dotdot", "absolute", "external-data"],
+)
+def test_a_malformed_kit_is_refused_before_any_network_is_timed(small_kit, tmp_path, monkeypatch, tamper, message):
+    import factory.profile.target as target
+
+    kit = tmp_path / "kit"
+    shutil.copytree(small_kit, kit)
+    tamper(kit)
+
+    def not_now(*args, **kwargs):
+        raise AssertionError("a network was timed before the kit was checked")
+
+    monkeypatch.setattr(target, "time_network", not_now)
+    result = _profile_cli(kit, tmp_path / "device.json")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "device.json").exists()
+
+
+def test_a_changed_kit_graph_is_a_mismatch_and_nothing_is_timed(small_kit, tmp_path):
+    import onnx
+
+    kit = tmp_path / "kit"
+    shutil.copytree(small_kit, kit)
+    graph = kit / "nets" / "0002.int8.onnx"
+    model = onnx.load(str(graph))
+    onnx.helper.set_model_props(model, {"altered": "yes"})  # same computation: only the hash tells
+    onnx.save(model, str(graph))
+    result = _profile_cli(kit, tmp_path / "device.json")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "MISMATCH nets/0002.int8.onnx: SHA-256 differs" in result.output
+    assert not (tmp_path / "device.json").exists()
+    # The untouched kit profiles.
+    assert _profile_cli(small_kit, tmp_path / "device.json").exit_code == 0

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from factory.bundle.verify import BUNDLE_FORMAT
 from factory.errors import FactoryError
 from factory.io import file_sha256, sync_file, sync_folder
 
-BUNDLE_FORMAT = "factory-bundle/1"
 SAMPLES = 48
 
 

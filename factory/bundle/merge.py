@@ -8,23 +8,60 @@ beside the latency predicted from a device profile where the build had one, and 
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 from factory.bundle.verify import REPORT_FORMAT
+from factory.errors import FactoryError
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_device_report(report: dict[str, Any], where: str) -> None:
+    """A FactoryError unless `report` holds what every later `factory report` reads: a pick name, machine and
+    settings objects, and graph rows with a file, a precision and a finite positive latency."""
+    hint = "pass the device-report.json `factory verify` wrote, unedited"
+    if not isinstance(report.get("pick"), str) or not report["pick"].strip():
+        raise FactoryError(f"{where} names no pick; {hint}")
+    for key in ("machine", "settings"):
+        if not isinstance(report.get(key, {}), dict):
+            raise FactoryError(f"{where}: {key!r} is not an object; {hint}")
+    if not isinstance(report.get("graphs"), list) or not report["graphs"]:
+        raise FactoryError(f"{where} lists no graphs; {hint}")
+    for index, graph in enumerate(report["graphs"], 1):
+        if not isinstance(graph, dict) or not all(isinstance(graph.get(k), str) for k in ("file", "precision")):
+            raise FactoryError(f"{where} graph {index} lacks its file or precision; {hint}")
+        if not _number(graph.get("latency_ms")) or graph["latency_ms"] <= 0:
+            raise FactoryError(f"{where} graph {index} has no finite positive latency_ms; {hint}")
+        if graph.get("median_ms") is not None and not _number(graph["median_ms"]):
+            raise FactoryError(f"{where} graph {index} has a median_ms that is not a finite number; {hint}")
+
+
+def safe_stem(name: str) -> str:
+    """`name` as a file name of letters, digits, '.', '_' and '-' only (a report's pick names its file in
+    RUN/devices, and must not lead anywhere else)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:80] or "pick"
 
 
 def add_device_reports(run: Path, files: list[str | Path]) -> list[Path]:
-    """Copy each valid device report into RUN/devices/ (named by its content); a bad one is a clear error."""
+    """Copy each valid device report into RUN/devices/ (named by its pick and content); a bad one is a clear
+    error and nothing of it is kept."""
     from factory.io import file_sha256, read_json_input, write_json_atomic
 
-    kept = []
-    for file in files:
+    reports = []
+    for file in files:  # every file checked before any is kept
         path = Path(file)
         hint = "pass the device-report.json `factory verify` wrote"
         report = read_json_input(path, "--device-results", REPORT_FORMAT, hint, "graphs")
-        digest = file_sha256(path)[:12]
-        target = run / "devices" / f"{report.get('pick', 'pick')}-{digest}.json"
+        check_device_report(report, f"--device-results {path}")
+        reports.append((report, file_sha256(path)[:12]))
+    kept = []
+    for report, digest in reports:
+        target = run / "devices" / f"{safe_stem(report['pick'])}-{digest}.json"
         write_json_atomic(target, report)
         kept.append(target)
     return kept
@@ -38,7 +75,13 @@ def device_entries(run: Path, picks: list[dict[str, Any]]) -> list[dict[str, Any
     by_pick = {p["id"]: p for p in picks}
     devices: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.json")):
-        report = json.loads(path.read_text())
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            report = None
+        if not isinstance(report, dict):
+            raise FactoryError(f"{path} is not readable JSON; delete it and add the report again")
+        check_device_report(report, str(path))  # kept before reports were checked: one line, not a traceback
         machine = report.get("machine", {})
         name = f"{machine.get('platform', '?')} ({machine.get('machine', '?')}, {machine.get('cpu_count', '?')} CPUs)"
         entry = devices.setdefault(name, {"machine": machine, "name": name, "results": []})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -232,7 +233,9 @@ def check_parity(
     """Run `inputs` (normalised, N x 3 x R x R) through PyTorch and the ONNX file and compare.
 
     Passing means max |difference| <= atol over every logit and the same top-1 class for every image; with
-    `strict` a failure raises ParityError (an export that fails parity must never be shipped silently).
+    `strict` a failure raises ParityError (an export that fails parity must never be shipped silently). A NaN
+    or infinite output on either side is an infinite difference: a NaN compares false with everything, so
+    it would otherwise read as a difference of 0.
     """
     if len(inputs) == 0:
         raise FactoryError("the parity check got no images; set export.parity_images >= 1 and keep a validation split")
@@ -243,12 +246,14 @@ def check_parity(
         batch = inputs[start : start + batch_size].contiguous()
         expected = module(batch).numpy()
         got = session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
-        worst = max(worst, float(np.abs(expected - got).max()))
+        finite = bool(np.isfinite(expected).all() and np.isfinite(got).all())
+        worst = max(worst, float(np.abs(expected - got).max()) if finite else math.inf)
         agree += int((expected.argmax(1) == got.argmax(1)).sum())
     parity = Parity(len(inputs), worst, agree / len(inputs), atol)
     if strict and not parity.passed:
+        diff = "NaN or infinite outputs" if math.isinf(worst) else f"max abs diff {worst:.3g} > {atol:g}"
         raise ParityError(
-            f"{path}: onnxruntime differs from PyTorch (max abs diff {worst:.3g} > {atol:g} or top-1 agreement "
+            f"{path}: onnxruntime differs from PyTorch ({diff} or top-1 agreement "
             f"{parity.top1_agreement:.4f} < 1 over {len(inputs)} images); the export is not trustworthy, "
             "report it with this file"
         )

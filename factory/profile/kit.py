@@ -77,7 +77,7 @@ def write_kit(
 
     from factory.export.int8 import QuantSettings, quantize_graph
     from factory.export.onnx import export_onnx
-    from factory.io import write_json_atomic
+    from factory.io import file_sha256, write_json_atomic
     from factory.nn import StaticNetwork
 
     out = Path(out)
@@ -96,9 +96,11 @@ def write_kit(
             images = rng.random((4, 3, config.resolution, config.resolution), dtype=np.float32)
             settings = QuantSettings(per_channel=int8.per_channel, symmetric_activations=int8.symmetric_activations)
             quantize_graph(out / file, out / extra["int8_file"], images, settings)
+            extra["int8_sha256"] = file_sha256(out / extra["int8_file"])
         networks.append(
             {
                 "file": file,
+                "sha256": file_sha256(out / file),  # the device times only graphs whose hash matches
                 **extra,
                 "resolution": config.resolution,
                 "config": config.to_dict(),
