@@ -14,16 +14,17 @@ from factory.pipeline import STAGES
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_smoke(device: str, out: Path) -> dict:
+def run_benchmark(module: str, *args: str) -> dict:
+    """`python -m benchmarks.<module> ARGS --json` from the checkout; its JSON result."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.gpu_smoke", "--device", device, "--json", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-m", f"benchmarks.{module}", *args, "--json"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_smoke(device: str, out: Path) -> dict:
+    return run_benchmark("gpu_smoke", "--device", device, "--out", str(out))
 
 
 def test_gpu_smoke_runs_the_whole_path_on_the_cpu(tmp_path: Path) -> None:
@@ -54,16 +55,8 @@ def run_throughput(out: Path, *extra: str) -> dict:
 
     recipe = out / "tiny.yaml"
     save_recipe(recipe_from_dict(TINY, "tiny"), recipe)
-    args = ["--device", "cpu", "--recipe", str(recipe), "--train-images", "128", "--val-images", "64", "--json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.gpu_throughput", *args, *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = ["--device", "cpu", "--recipe", str(recipe), "--train-images", "128", "--val-images", "64"]
+    return run_benchmark("gpu_throughput", *args, *extra)
 
 
 def test_the_gpu_throughput_benchmark_measures_profiles_and_projects_on_the_cpu(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,25 +148,44 @@ def _reference() -> str:
     return f"```python\n{code}```"
 
 
-def _model_card(ctx: dict[str, Any]) -> str:
-    pick, summary, names = ctx["pick"], ctx["summary"], ctx["names"]
+@dataclass
+class CardFacts:
+    """What the model card states, gathered by `make_bundle`: the pick and the run's summary, the classes, the
+    delivered graphs' test figures (per class too) and where the model came from."""
+
+    pick: dict[str, Any]
+    summary: dict[str, Any]
+    names: list[str]
+    top1: float
+    test_images: int
+    per_class: list[tuple[float, int]]
+    per_class_int8: list[tuple[float, int]] | None
+    latency: str
+    resolution: int
+    data_dir: str | None
+    splits: str
+    argv: list[str]
+    graphs: list[dict[str, Any]]
+
+
+def _model_card(ctx: CardFacts) -> str:
+    pick, summary, names = ctx.pick, ctx.summary, ctx.names
     int8 = pick["int8"]
-    per_class = ctx["per_class"]
+    per_class = ctx.per_class
     lines = [
         f"# {pick['id']}: {summary['dataset']} image classifier ({len(names)} classes)",
         "",
-        f"- **Test top-1**: {100 * ctx['top1']:.2f}% (FP32, {ctx['test_images']:,} test images)"
+        f"- **Test top-1**: {100 * ctx.top1:.2f}% (FP32, {ctx.test_images:,} test images)"
         + (f"; INT8 {100 * int8['top1']:.2f}% ({int8['drop']:.2f} points less)" if int8.get("method") else ""),
         f"- **Size**: {pick['params']:,} parameters, {pick['macs']:,} MACs at batch 1; flash "
         f"{pick['flash_bytes']:,} B and RAM {pick['ram_bytes']:,} B ({pick['delivered_precision'].upper()} graph)",
-        f"- **Latency (build machine, onnxruntime CPU, batch 1)**: p50 {ctx['latency']}"
+        f"- **Latency (build machine, onnxruntime CPU, batch 1)**: p50 {ctx.latency}"
         + (
             f"; predicted on the profiled device {pick['latency_predicted_ms']:.4g} ms"
             if pick.get("latency_predicted_ms")
             else ""
         ),
-        f"- **Input**: `image`, 1 x 3 x {ctx['resolution']} x {ctx['resolution']} float32, RGB, normalised "
-        "(preprocess.json)",
+        f"- **Input**: `image`, 1 x 3 x {ctx.resolution} x {ctx.resolution} float32, RGB, normalised (preprocess.json)",
         "",
         "## What it classifies",
         "",
@@ -173,19 +193,19 @@ def _model_card(ctx: dict[str, Any]) -> str:
         "",
         "## Data",
         "",
-        f"Dataset `{summary['dataset']}` ({ctx['data_dir'] or 'embedded'}), split {ctx['splits']} (train / "
+        f"Dataset `{summary['dataset']}` ({ctx.data_dir or 'embedded'}), split {ctx.splits} (train / "
         "validation / test images). Trained on the train split, searched on the validation split, measured on the "
         "test split.",
         "",
         "## Accuracy per class (FP32 graph, test split)",
         "",
-        "| class | images | top-1 |" + (" INT8 top-1 |" if ctx["per_class_int8"] else ""),
-        "| --- | --- | --- |" + (" --- |" if ctx["per_class_int8"] else ""),
+        "| class | images | top-1 |" + (" INT8 top-1 |" if ctx.per_class_int8 else ""),
+        "| --- | --- | --- |" + (" --- |" if ctx.per_class_int8 else ""),
     ]
     for i, name in enumerate(names):
         row = f"| {name} | {per_class[i][1]} | {100 * per_class[i][0]:.2f}% |"
-        if ctx["per_class_int8"]:
-            row += f" {100 * ctx['per_class_int8'][i][0]:.2f}% |"
+        if ctx.per_class_int8:
+            row += f" {100 * ctx.per_class_int8[i][0]:.2f}% |"
         lines.append(row)
     lines += [
         "",
@@ -208,13 +228,13 @@ def _model_card(ctx: dict[str, Any]) -> str:
         "",
         "## Reproduce",
         "",
-        f"- Command: `{' '.join(ctx['argv'])}`" if ctx["argv"] else "- Command: unknown (run.json has no argv)",
+        f"- Command: `{' '.join(ctx.argv)}`" if ctx.argv else "- Command: unknown (run.json has no argv)",
         f"- Recipe `{summary['recipe']}`, seed {summary.get('seed')}, versions: "
         + ", ".join(f"{k} {v}" for k, v in sorted(summary.get("versions", {}).items())),
         "",
         "| file | SHA-256 |",
         "| --- | --- |",
-        *(f"| {g['file']} | {g['sha256']} |" for g in ctx["graphs"]),
+        *(f"| {g['file']} | {g['sha256']} |" for g in ctx.graphs),
         "",
     ]
     return "\n".join(lines)
@@ -222,7 +242,6 @@ def _model_card(ctx: dict[str, Any]) -> str:
 
 def make_bundle(run: str | Path, pick_id: str) -> Path:
     """Write RUN/handoff/<pick_id>/ and RUN/handoff/<pick_id>.zip; returns the folder."""
-    from factory.bundle.verify import run_graph
     from factory.data import load_dataset
     from factory.data.augment import device_images
     from factory.io import write_json_atomic
@@ -252,6 +271,58 @@ def make_bundle(run: str | Path, pick_id: str) -> Path:
         "labels": labels[chosen],
         "ids": np.array([f"test-{i}" for i in chosen]),
     }
+    top1, per_class = _check_graphs(run, tmp, graphs, test, labels, names, arrays)
+    np.savez_compressed(tmp / "samples.npz", **arrays)
+    (tmp / "labels.txt").write_text("\n".join(names) + "\n")
+    spec = preprocess_spec(recipe, resolution)
+    write_json_atomic(tmp / "preprocess.json", spec)
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    latency = f"{pick['ort_cpu_p50_ms']:.4g} ms" if pick.get("ort_cpu_p50_ms") else "not measured"
+    facts = CardFacts(
+        pick=pick,
+        summary=summary,
+        names=names,
+        top1=top1["fp32"],
+        test_images=len(labels),
+        per_class=per_class["fp32"],
+        per_class_int8=per_class.get("int8"),
+        latency=latency,
+        resolution=resolution,
+        data_dir=recipe.data.data_dir,
+        splits=" / ".join(f"{n:,}" for n in (len(splits.train), len(splits.val), len(splits.test))),
+        argv=info.get("argv", []),
+        graphs=graphs,
+    )
+    (tmp / "MODEL_CARD.md").write_text(_model_card(facts))
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "id": f"{summary.get('dataset')}-{pick_id}",
+        "run": str(run),
+        "pick": pick_id,
+        "classes": len(names),
+        "resolution": resolution,
+        "graphs": [{k: g[k] for k in ("file", "precision", "outputs", "sha256")} for g in graphs],
+        "test_top1": top1,
+        "samples": len(chosen),
+    }
+    write_json_atomic(tmp / "bundle.json", manifest)
+    return publish(tmp, out, pick_id)
+
+
+def _check_graphs(
+    run: Path,
+    tmp: Path,
+    graphs: list[dict[str, Any]],
+    test: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    arrays: dict[str, np.ndarray],
+) -> tuple[dict[str, float], dict[str, list[tuple[float, int]]]]:
+    """Copy each delivered graph into the bundle, hash it, and measure it on the test split as the device will
+    run it: top-1 and per-class figures per precision, the FP32 confusion picture, and each graph's outputs on
+    the samples (added to `arrays`, what `factory verify` compares against)."""
+    from factory.bundle.verify import run_graph
+
     per_class: dict[str, list[tuple[float, int]]] = {}
     top1 = {}
     for graph in graphs:
@@ -266,40 +337,12 @@ def make_bundle(run: str | Path, pick_id: str) -> Path:
         if graph["precision"] == "fp32":
             _plot_confusion(matrix, names, tmp / "confusion.png")
         arrays[graph["outputs"]] = run_graph(tmp / graph["file"], arrays["images"], threads=1)
-    np.savez_compressed(tmp / "samples.npz", **arrays)
-    (tmp / "labels.txt").write_text("\n".join(names) + "\n")
-    spec = preprocess_spec(recipe, resolution)
-    write_json_atomic(tmp / "preprocess.json", spec)
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
-    latency = f"{pick['ort_cpu_p50_ms']:.4g} ms" if pick.get("ort_cpu_p50_ms") else "not measured"
-    ctx = {
-        "pick": pick,
-        "summary": summary,
-        "names": names,
-        "top1": top1["fp32"],
-        "test_images": len(labels),
-        "per_class": per_class["fp32"],
-        "per_class_int8": per_class.get("int8"),
-        "latency": latency,
-        "resolution": resolution,
-        "data_dir": recipe.data.data_dir,
-        "splits": " / ".join(f"{n:,}" for n in (len(splits.train), len(splits.val), len(splits.test))),
-        "argv": info.get("argv", []),
-        "graphs": graphs,
-    }
-    (tmp / "MODEL_CARD.md").write_text(_model_card(ctx))
-    manifest = {
-        "format": BUNDLE_FORMAT,
-        "id": f"{summary.get('dataset')}-{pick_id}",
-        "run": str(run),
-        "pick": pick_id,
-        "classes": len(names),
-        "resolution": resolution,
-        "graphs": [{k: g[k] for k in ("file", "precision", "outputs", "sha256")} for g in graphs],
-        "test_top1": top1,
-        "samples": len(chosen),
-    }
-    write_json_atomic(tmp / "bundle.json", manifest)
+    return top1, per_class
+
+
+def publish(tmp: Path, out: Path, pick_id: str) -> Path:
+    """Seal a finished bundle folder: SHA256SUMS over its files, everything synced to disk, then moved into place
+    as `out` and zipped beside it (both atomically), so a bundle is either whole or absent."""
     files = sorted(p.name for p in tmp.iterdir() if p.is_file())
     (tmp / "SHA256SUMS").write_text("".join(f"{file_sha256(tmp / f)}  {f}\n" for f in files))
     for path in tmp.iterdir():  # on disk before the build marks the bundle done, not only in the page cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,14 +221,48 @@ def load_image_folder(cfg: Any) -> DatasetSplits:
     size, val_size, seed = checked_image_size(cfg), checked_val_size(cfg), int(option(cfg, "split_seed"))
     root = data_root(cfg, "imagefolder", LAYOUT)
     classes, listings = scan_image_folder(root)
+
+    def split(decoded: Decoded) -> DatasetSplits:
+        n_train = len(decoded.parts["train"][1])
+        given = {part: Split(*decoded.parts[part]) if part in decoded.parts else None for part in PARTS}
+        return build_splits(
+            name="imagefolder",
+            class_names=decoded.class_names,
+            train=given["train"],
+            val=given["val"],
+            test=given["test"],
+            val_size=default_holdout(n_train, VAL_FRACTION, val_size),
+            test_size=round(TEST_FRACTION * n_train),
+            seed=seed,
+        )
+
+    return cached_folder_splits(
+        cfg, "imagefolder", root, classes, listings, (size, seed, val_size), split, classes=classes
+    )
+
+
+def cached_folder_splits(
+    cfg: Any,
+    dataset: str,
+    root: Path,
+    classes: list[str],
+    listings: dict[str, Listing],
+    sizes: tuple[int, int, int | None],
+    split: Callable[[Decoded], DatasetSplits],
+    **key_parts: Any,
+) -> DatasetSplits:
+    """A scanned image folder decoded once (the disk cache is keyed by its files, the image size and the decoder's
+    version), split by `split`, kept in memory and marked with the digest of its content (what a resume checks).
+    `sizes`: image size, split seed and validation size; `key_parts` add to the disk key."""
+    size, seed, val_size = sizes
     entries = (
         (f"{rel}\t{label}", nbytes, mtime) for listing in listings.values() for rel, nbytes, mtime, label in listing
     )
     source = make_key(
-        dataset="imagefolder",
+        dataset=dataset,
         root=str(root),
         files=fingerprint(entries),
-        classes=classes,
+        **key_parts,
         image_size=size,
         decoder=decode.DECODER_VERSION,
     )
@@ -236,20 +271,9 @@ def load_image_folder(cfg: Any) -> DatasetSplits:
     if cached is not None:
         return cached
     decoded = disk_cached(
-        cfg, label=f"imagefolder-{size}px", key=source, build=lambda: decode_listings(root, classes, listings, size)
+        cfg, label=f"{dataset}-{size}px", key=source, build=lambda: decode_listings(root, classes, listings, size)
     )
-    n_train = len(decoded.parts["train"][1])
-    given = {part: Split(*decoded.parts[part]) if part in decoded.parts else None for part in PARTS}
-    splits = build_splits(
-        name="imagefolder",
-        class_names=decoded.class_names,
-        train=given["train"],
-        val=given["val"],
-        test=given["test"],
-        val_size=default_holdout(n_train, VAL_FRACTION, val_size),
-        test_size=round(TEST_FRACTION * n_train),
-        seed=seed,
-    )
+    splits = split(decoded)
     splits.content = content_digest(listings)
     memory_put(key, splits)
     return splits

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from factory.data import decode
-from factory.data.cache import disk_cached, fingerprint, make_key, memory_get, memory_put
+from factory.data.cache import Decoded
 from factory.data.config import checked_image_size, checked_val_size, option
-from factory.data.imagefolder import content_digest, data_root, decode_listings
+from factory.data.imagefolder import cached_folder_splits, data_root
 from factory.data.registry import register_dataset
 from factory.data.splits import DatasetSplits, carve_validation
 from factory.errors import FactoryError
@@ -85,24 +85,8 @@ def load_tiny_imagenet(cfg: Any) -> DatasetSplits:
     size, val_size, seed = checked_image_size(cfg), checked_val_size(cfg), int(option(cfg, "split_seed"))
     root = data_root(cfg, "tinyimagenet", LAYOUT)
     wnids, listings = scan_tiny_imagenet(root)
-    entries = (
-        (f"{rel}\t{label}", nbytes, mtime) for listing in listings.values() for rel, nbytes, mtime, label in listing
-    )
-    source = make_key(
-        dataset="tinyimagenet",
-        root=str(root),
-        files=fingerprint(entries),
-        image_size=size,
-        decoder=decode.DECODER_VERSION,
-    )
-    key = make_key(source=source, seed=seed, val_size=val_size)
-    cached = memory_get(key)
-    if cached is not None:
-        return cached
-    decoded = disk_cached(
-        cfg, label=f"tinyimagenet-{size}px", key=source, build=lambda: decode_listings(root, wnids, listings, size)
-    )
-    splits = carve_validation("tinyimagenet", decoded.class_names, decoded.parts, VAL_FRACTION, val_size, seed)
-    splits.content = content_digest(listings)
-    memory_put(key, splits)
-    return splits
+
+    def split(decoded: Decoded) -> DatasetSplits:
+        return carve_validation("tinyimagenet", decoded.class_names, decoded.parts, VAL_FRACTION, val_size, seed)
+
+    return cached_folder_splits(cfg, "tinyimagenet", root, wnids, listings, (size, seed, val_size), split)
