@@ -422,3 +422,26 @@ def test_device_results_are_checked_before_they_are_kept(finished, tmp_path):
     assert result.exit_code == 2 and "graph" in result.output and "latency_ms" in result.output, result.output
     assert len(list((run / "devices").iterdir())) == 1
     assert CliRunner().invoke(main, ["report", "--run", str(run)]).exit_code == 0
+
+
+def test_a_bundle_is_on_disk_before_it_counts_and_its_temporaries_are_this_process_s(finished, tmp_path, monkeypatch):
+    """Every bundle file, its folder, the zip and the hand-off folder are fsynced before bundle_run returns (so
+    build.json never marks a bundle done that a power loss could take back), and the temporary folder and zip
+    carry this process's id (two `factory bundle` runs never share one)."""
+    import os
+
+    from factory.bundle import bundle as module
+
+    out, summary = finished
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    shutil.rmtree(run / "handoff")
+    synced: list[str] = []
+    monkeypatch.setattr(module, "sync_file", lambda path: synced.append(Path(path).name))
+    monkeypatch.setattr(module, "sync_folder", lambda path: synced.append(Path(path).name + "/"))
+    monkeypatch.setattr(os, "getpid", lambda: 4242)
+    pick = summary["picks"][0]["id"]
+    (folder,) = module.bundle_run(run, pick)
+    assert {p.name for p in folder.iterdir()} <= set(synced)
+    assert {f".{pick}.4242.tmp/", f".{pick}.zip.4242.tmp", "handoff/"} <= set(synced)
+    assert (run / "handoff" / f"{pick}.zip").is_file() and not list((run / "handoff").glob(".*"))
