@@ -237,7 +237,7 @@ def load_image_folder(cfg: Any) -> DatasetSplits:
         )
 
     return cached_folder_splits(
-        cfg, "imagefolder", root, classes, listings, (size, seed, val_size), split, classes=classes
+        cfg, "imagefolder", root, classes, listings, (size, seed, val_size), split, {"classes": classes}
     )
 
 
@@ -249,7 +249,7 @@ def cached_folder_splits(
     listings: dict[str, Listing],
     sizes: tuple[int, int, int | None],
     split: Callable[[Decoded], DatasetSplits],
-    **key_parts: Any,
+    key_parts: dict[str, Any] | None = None,
 ) -> DatasetSplits:
     """A scanned image folder decoded once (the disk cache is keyed by its files, the image size and the decoder's
     version), split by `split`, kept in memory and marked with the digest of its content (what a resume checks).
@@ -262,7 +262,7 @@ def cached_folder_splits(
         dataset=dataset,
         root=str(root),
         files=fingerprint(entries),
-        **key_parts,
+        **(key_parts or {}),
         image_size=size,
         decoder=decode.DECODER_VERSION,
     )
