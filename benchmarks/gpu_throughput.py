@@ -64,8 +64,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_rates(recipe: Recipe, splits: DatasetSplits, device: str, batch: int) -> dict[str, Any]:
-    """Images/s of the warm-up and elastic loops at `batch` (lr scaled linearly), 2 epochs each, the second kept."""
+def train_rates(recipe: Recipe, splits: DatasetSplits, device: str, batch: int) -> tuple[dict[str, Any], Any]:
+    """Images/s of the warm-up and elastic loops at `batch` (lr scaled linearly), 2 epochs each, the second kept;
+    with the trainer, for the evaluation and the profile that follow."""
     from factory.training.trainer import Phase, SupernetTrainer
 
     scale = batch / recipe.train.batch_size
@@ -92,8 +93,7 @@ def train_rates(recipe: Recipe, splits: DatasetSplits, device: str, batch: int) 
     }
     if trainer.device.type == "cuda":
         result["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(trainer.device) / 2**20, 1)
-    result["trainer"] = trainer
-    return result
+    return result, trainer
 
 
 def eval_rates(trainer: Any, splits: DatasetSplits, repeats: int = 3) -> dict[str, Any]:
@@ -140,21 +140,16 @@ def eval_rates(trainer: Any, splits: DatasetSplits, repeats: int = 3) -> dict[st
 
 
 def _step(trainer: Any, run: Any, targets: list[Any], i: int, gen: torch.Generator) -> float:
-    """One training step of `targets` on batch `i` of the trainer's split, as the trainer runs it; its seconds."""
+    """One training step of `targets` on batch `i` of the trainer's split, through the trainer's own forward and
+    backward steps; its seconds."""
     from factory.data import augment_batch, normalize
-    from factory.training.device import autocast
 
     t, d, device, data = trainer.recipe.train, trainer.recipe.data, trainer.device, trainer.train_data
     started = time.perf_counter()
     index = torch.arange(i * t.batch_size, (i + 1) * t.batch_size, device=device) % len(data.labels)
     images = normalize(augment_batch(data.images[index], d.crop_padding, d.flip, gen), d.mean, d.std)
-    probs = trainer._teacher_probs(images, {x.config.resolution for x in targets})
-    run.optimizer.zero_grad(set_to_none=True)
-    with autocast(device, trainer.precision):
-        loss, _ = run.model(images, data.labels[index], targets, probs, t.kd_weight, t.label_smoothing)
-    run.scaler.scale(loss).backward()
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
+    loss, _ = trainer.forward_step(run, images, data.labels[index], targets)
+    trainer.backward_step(run, loss)
     _sync(device)
     return round(time.perf_counter() - started, 4)
 
@@ -204,14 +199,7 @@ def project_build(recipe: Recipe, device: torch.device, rates: dict[str, Any], e
     """Projected seconds of a CIFAR-10 build at its real sizes: the build's own estimate and the measured one."""
     from factory.estimate import describe_estimate, estimate_stages
 
-    sizes = synthetic_splits(1, 1, 1)  # shapes only; the estimate reads the split lengths below
-    splits = dataclasses.replace(
-        sizes,
-        train=_Sized(CIFAR10_SIZES["train"]),
-        val=_Sized(CIFAR10_SIZES["val"]),
-        test=_Sized(CIFAR10_SIZES["test"]),
-        num_classes=10,
-    )
+    splits = DatasetSplits(*(_Sized(CIFAR10_SIZES[part]) for part in ("train", "val", "test")), num_classes=10)
     out: dict[str, Any] = {}
     t, s = recipe.train, recipe.search
     n = CIFAR10_SIZES["train"]
@@ -299,8 +287,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     best: dict[str, Any] | None = None
     for batch in [int(b) for b in args.batch_sizes.split(",")] or [recipe.train.batch_size]:
         _say(f"training at batch {batch} ({len(splits.train) // batch} steps an epoch, 2 epochs per phase)")
-        rates = train_rates(recipe, splits, args.device, batch)
-        trainer = rates.pop("trainer")
+        rates, trainer = train_rates(recipe, splits, args.device, batch)
         _say(json.dumps(rates))
         result["train"].append(rates)
         if batch == recipe.train.batch_size or best is None:

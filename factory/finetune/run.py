@@ -61,17 +61,22 @@ def finetune_run(
     splits = load_dataset(recipe.data)
     torch_device = resolve_device(device)
     done = []
-    finished = lambda folder: (folder / "metrics.json").is_file()  # noqa: E731 - written last, it marks a pick done
-    for step in pick_steps(run, index["picks"], only=pick, is_done=finished):
+    for step in pick_steps(run, index["picks"], only=pick, is_done=finetuned):
         if step.done:
             done.append(json.loads((step.folder / "metrics.json").read_text()))
             continue
         if progress:
             print(f"post-processing pick {step.number}/{len(index['picks'])}: {step.entry['id']}", flush=True)
         number = step.number - 1  # seeds count from 0
-        args = (spec, supernets, recipe, splits, budget, torch_device, progress)
-        done.append(finetune_entry(run, step.entry, number, *args))
+        done.append(
+            finetune_entry(run, step.entry, number, spec, supernets, recipe, splits, budget, torch_device, progress)
+        )
     return done
+
+
+def finetuned(folder: Path) -> bool:
+    """Whether a pick is post-processed: its metrics.json is written last."""
+    return (folder / "metrics.json").is_file()
 
 
 def picking_budget(

@@ -359,6 +359,28 @@ class SupernetTrainer:
                     out[res] = ensemble_teacher_probs([self.teacher(inputs)], [1.0])
         return out
 
+    def forward_step(
+        self, run: _PhaseRun, images: torch.Tensor, labels: torch.Tensor, targets: Sequence[StepTarget]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and top-1 of one step of `targets` on a normalised batch (the teacher's ENS-KD targets first,
+        outside a maximal phase); gradients cleared, nothing updated yet."""
+        t = self.recipe.train
+        resolutions = {target.config.resolution for target in targets}
+        probs = self._teacher_probs(images, resolutions) if run.phase.kind not in MAXIMAL_KINDS else {}
+        run.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.precision):
+            return run.model(images, labels, targets, probs, t.kd_weight, t.label_smoothing)
+
+    def backward_step(self, run: _PhaseRun, loss: torch.Tensor) -> None:
+        """Backward through `loss` (scaled under fp16), clip the gradients, update the weights."""
+        t = self.recipe.train
+        run.scaler.scale(loss).backward()
+        if t.grad_clip > 0:
+            run.scaler.unscale_(run.optimizer)
+            nn.utils.clip_grad_norm_(run.net.parameters(), t.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+
     def _train_epoch(self, run: _PhaseRun, epoch: int) -> dict[str, Any]:
         """Epoch `epoch` (from 0) of the running phase; returns its record."""
         t, d = self.recipe.train, self.recipe.data
@@ -397,20 +419,11 @@ class SupernetTrainer:
             images, labels = train.images[index], train.labels[index]
             images = normalize(augment_batch(images, d.crop_padding, d.flip, aug_gen), d.mean, d.std)
             targets = self.step_targets(phase, rng, t.subnets_per_batch)
-            resolutions = {target.config.resolution for target in targets}
-            probs = self._teacher_probs(images, resolutions) if phase.kind not in MAXIMAL_KINDS else {}
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(self.device, self.precision):
-                loss, acc = run.model(images, labels, targets, probs, t.kd_weight, t.label_smoothing)
+            loss, acc = self.forward_step(run, images, labels, targets)
             first_bad = torch.where(torch.isfinite(loss.detach()), first_bad, first_bad.clamp(max=step))
             if step % check_every == 0:  # before the step: a diverged loss never updates the weights on a CPU
                 self._stop_if_diverged(phase, epoch, first_bad, len(batches))
-            run.scaler.scale(loss).backward()
-            if t.grad_clip > 0:
-                run.scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
-            run.scaler.step(optimizer)
-            run.scaler.update()
+            self.backward_step(run, loss)
             loss_sum += loss.detach().double()
             acc_sum += acc.detach().double()
             images_seen += len(labels) * self.info.world_size
