@@ -24,9 +24,8 @@ import torch
 from factory.bench.stats import latency_summary
 from factory.bench.timing import time_calls
 from factory.data import load_dataset
-from factory.export.onnx import check_parity, export_onnx
-from factory.export.pick import deployment_graphs
 from factory.export.run import parity_inputs
+from factory.graphs.onnx import check_parity, deployment_graphs, export_onnx
 from factory.nn.pick_file import load_pick_model
 from factory.recipe import load_recipe
 from factory.runtime import make_session

@@ -28,8 +28,7 @@ import numpy as np
 
 from benchmarks import run_cli
 from factory.budget.feasibility import Budget, int8_layout
-from factory.profile.kit import kit_configs, write_kit
-from factory.profile.predictor import (
+from factory.budget.latency_model import (
     LatencyPredictor,
     accuracy,
     cross_validated,
@@ -37,7 +36,8 @@ from factory.profile.predictor import (
     latencies,
     profiled_precisions,
 )
-from factory.profile.target import profile_kit
+from factory.device_side import profile_kit
+from factory.profile.kit import kit_configs, write_kit
 from factory.recipe import load_recipe
 from factory.space.config import SubnetConfig
 

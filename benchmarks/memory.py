@@ -7,7 +7,7 @@ sub-networks (split evenly over the kinds; the sampler of `benchmarks.counting`,
 deployable network (in early-exit kinds every third one as the AEP ensemble of its exit and those before)
 gets random weights and BatchNorm statistics (as a trained one has: no two weights equal, so the exporter
 shares none), is exported as `factory export` does, and its initializer bytes and peak
-activation bytes (`factory.export.memory`) are compared with `factory.space.footprint`'s flash_bytes / ram_bytes.
+activation bytes (`factory.graphs.memory`) are compared with `factory.space.footprint`'s flash_bytes / ram_bytes.
 - mismatches: configs where either figure differs (must be 0; the first few are printed to stderr).
 - export_s: mean seconds per config of building, exporting and measuring the graph.
 - analytic_s: mean seconds per config of flash_bytes + ram_bytes.
@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from benchmarks import run_cli
 from benchmarks.counting import configs_for, kinds_parser
-from factory.export.int8 import QuantSettings, quantize_graph
-from factory.export.memory import peak_ram_bytes, weight_bytes
-from factory.export.onnx import EnsembleNetwork, export_onnx
+from factory.graphs.int8 import QuantSettings, quantize_graph
+from factory.graphs.memory import peak_ram_bytes, weight_bytes
+from factory.graphs.onnx import EnsembleNetwork, export_onnx
 from factory.nn import StaticNetwork
 from factory.space import KINDS, SpaceSpec, SubnetConfig
 from factory.space.footprint import flash_bytes, ram_bytes

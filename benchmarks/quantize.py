@@ -28,7 +28,7 @@ from factory.bench.stats import latency_summary
 from factory.bench.timing import time_calls
 from factory.data import load_dataset
 from factory.data.augment import device_images
-from factory.export.int8 import (
+from factory.graphs.int8 import (
     METHODS,
     QuantSettings,
     calibration_images,
@@ -36,9 +36,8 @@ from factory.export.int8 import (
     qat_network,
     quantize_graph,
 )
-from factory.export.memory import weight_bytes
-from factory.export.onnx import export_onnx
-from factory.export.pick import deployment_graphs
+from factory.graphs.memory import weight_bytes
+from factory.graphs.onnx import deployment_graphs, export_onnx
 from factory.nn.pick_file import load_pick_model
 from factory.recipe import load_recipe
 from factory.runtime import make_session

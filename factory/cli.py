@@ -331,7 +331,7 @@ def report_command(run_dir: str, device_results: tuple[str, ...]) -> None:
     """Write RUN/summary.json, report.md, report.html and pareto.png (with every device's results)."""
     from pathlib import Path
 
-    from factory.bundle.merge import add_device_reports
+    from factory.report.devices import add_device_reports
     from factory.report.summary import write_summary_and_report
 
     if not (Path(run_dir) / "picks" / "picks.json").is_file():
@@ -421,7 +421,7 @@ def profile_command(kit: str, out_file: str, threads: int, runs: int, warmup: in
     exits 2, a changed graph 1, before any network is timed. Needs only onnxruntime, numpy and click (install
     the factory wheel with --no-deps beside them).
     """
-    from factory.profile.target import HashMismatch, profile_kit, read_manifest
+    from factory.device_side import HashMismatch, profile_kit, read_manifest
 
     try:
         total = len(read_manifest(kit)["networks"]) * rounds  # checked (keys, names, hashes) before any timing

@@ -181,7 +181,7 @@ def _check_budget(request: BuildRequest, num_classes: int) -> Any:
     budget, model = request.checked_budget(), None
     if request.latency_profile is not None:
         from factory.budget.feasibility import delivered_precision
-        from factory.profile.predictor import LatencyModel
+        from factory.budget.latency_model import LatencyModel
 
         model = LatencyModel(spec, request.latency_profile, delivered_precision(request.recipe))
         budget = budget.with_model(model)

@@ -13,6 +13,8 @@ from typing import Any
 from factory.errors import FactoryError
 from factory.io import file_sha256
 
+SEARCH_LOG = "archive.jsonl"  # the search's record of every evaluation, in search/
+
 
 def run_picks(run: Path) -> list[dict[str, Any]]:
     """The picks of RUN/picks/picks.json, or a clear error when post-processing has not run."""
@@ -72,3 +74,24 @@ def pick_steps(
             continue
         folder = run / "picks" / entry["id"]
         yield PickStep(number, entry, folder, is_done(folder))
+
+
+def result_at(record: dict[str, Any], batch: int) -> dict[str, Any] | None:
+    """The result entry of `batch` in a bench record (`bench/*.json`), if measured."""
+    return next((r for r in record.get("results", []) if r["batch"] == batch), None)
+
+
+def read_search_log(log: Path) -> list[dict[str, Any]]:
+    """Every complete, parseable line of the search's archive log (a torn or garbled line ends it)."""
+    if not log.exists():
+        return []
+    records = []
+    for line in log.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if not isinstance(record, dict):
+            break
+        records.append(record)
+    return records

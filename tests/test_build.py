@@ -122,7 +122,7 @@ def test_every_onnx_file_runs_with_the_recorded_parity(finished):
             path = out / rel
             assert path.is_file()
             got = make_session(path).run(["logits"], {"image": inputs.numpy()})[0]
-            from factory.export.pick import deployment_graphs
+            from factory.graphs.onnx import deployment_graphs
 
             with torch.no_grad():
                 expected = deployment_graphs(net)[path.stem](inputs).numpy()

@@ -6,8 +6,8 @@ import onnx
 import pytest
 import torch
 
-from factory.export.onnx import ParityError, check_parity, export_onnx, read_metadata
-from factory.export.pick import deployment_graphs, export_pick
+from factory.export.pick import export_pick
+from factory.graphs.onnx import ParityError, check_parity, deployment_graphs, export_onnx, read_metadata
 from factory.nn import StaticNetwork
 from factory.recipe import ExportSection, TensorRTSection
 from factory.space import KINDS, SpaceSpec, largest_config

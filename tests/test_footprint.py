@@ -12,8 +12,8 @@ import torch
 from factory.budget import format_bytes, parse_size
 from factory.budget.feasibility import Budget, figures
 from factory.errors import FactoryError
-from factory.export.memory import peak_ram_bytes, weight_bytes
-from factory.export.onnx import EnsembleNetwork, export_onnx
+from factory.graphs.memory import peak_ram_bytes, weight_bytes
+from factory.graphs.onnx import EnsembleNetwork, export_onnx
 from factory.nn import StaticNetwork
 from factory.space import KINDS
 from factory.space.config import BRANCH_MBCONV, BRANCH_TRANSFORM, largest_config, smallest_config

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from factory.budget.feasibility import Budget, figures, int8_layout
-from factory.export.int8 import QuantSettings, quantize_graph
-from factory.export.memory import peak_ram_bytes, weight_bytes
-from factory.export.onnx import EnsembleNetwork, export_onnx
+from factory.graphs.int8 import QuantSettings, quantize_graph
+from factory.graphs.memory import peak_ram_bytes, weight_bytes
+from factory.graphs.onnx import EnsembleNetwork, export_onnx
 from factory.nn import StaticNetwork
 from factory.recipe import load_recipe
 from factory.space import KINDS

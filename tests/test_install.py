@@ -84,7 +84,7 @@ def test_wheel_ships_one_package_with_recipes_and_stages(wheel: Path):
         assert f"factory/recipes/{recipe}.yaml" in names
     for stage in STAGES:
         assert f"factory/{stage}/__init__.py" in names
-    for module in ("export/onnx.py", "bench/onnxruntime_runner.py", "report/summary.py", "py.typed"):
+    for module in ("graphs/onnx.py", "bench/onnxruntime_runner.py", "report/summary.py", "py.typed"):
         assert f"factory/{module}" in names
     for info in infos:  # real files, never symlinks
         assert not stat.S_ISLNK(info.external_attr >> 16), info.filename

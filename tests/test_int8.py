@@ -11,9 +11,9 @@ import torch
 
 from factory.data import DatasetSplits, Split, load_dataset
 from factory.data.augment import device_images
-from factory.export.int8 import int8_done, quantize_pick
 from factory.export.pick import export_pick
 from factory.export.run import parity_inputs
+from factory.graphs.int8 import int8_done, quantize_pick
 from factory.nn import StaticNetwork
 from factory.recipe import Int8Section, Recipe, TensorRTSection
 from factory.runtime import make_session
@@ -107,7 +107,7 @@ def test_guard_runs_qat_then_passes_or_keeps_fp32_only(tmp_path, splits):
 
 def test_int8_figures_equal_the_files_after_qat(tmp_path, splits):
     """QAT's network is re-exported and quantized like any pick; what int8.json says is measured on those files."""
-    from factory.export.int8 import qat_network
+    from factory.graphs.int8 import qat_network
 
     recipe = recipe_with()
     net = tiny_pick(recipe, splits)
@@ -123,7 +123,7 @@ def test_int8_figures_equal_the_files_after_qat(tmp_path, splits):
 @pytest.mark.parametrize(("count", "batch", "sizes"), [(70, 32, [32, 32]), (10, 32, [10]), (64, 32, [32, 32])])
 def test_calibration_batches_are_all_one_size(count, batch, sizes):
     """The histogram calibrators stack the batches' outputs: a ragged last batch made them fail on small data."""
-    from factory.export.int8 import _Reader
+    from factory.graphs.int8 import _Reader
 
     reader = _Reader(np.zeros((count, 3, 8, 8), np.float32), batch)
     seen = []

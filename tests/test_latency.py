@@ -13,7 +13,7 @@ import torch
 from factory.bench import BENCH_FORMAT, bench_model
 from factory.bench.stats import latency_summary
 from factory.bench.timing import time_calls
-from factory.export.onnx import export_onnx
+from factory.graphs.onnx import export_onnx
 from factory.nn import StaticNetwork
 from factory.space import SpaceSpec, smallest_config
 
@@ -119,7 +119,7 @@ def test_factory_bench_bad_input_is_one_line(tmp_path, onnx_file):
 
 @pytest.mark.gpu
 def test_tensorrt_engine_builds_and_runs(onnx_file, tmp_path):
-    from factory.export import tensorrt as trt_export
+    from factory.graphs import tensorrt as trt_export
 
     reason = trt_export.unavailable_reason()
     if reason:
@@ -132,7 +132,7 @@ def test_tensorrt_engine_builds_and_runs(onnx_file, tmp_path):
 
 
 def test_tensorrt_skip_reason_is_stated():
-    from factory.export import tensorrt as trt_export
+    from factory.graphs import tensorrt as trt_export
 
     reason = trt_export.unavailable_reason()
     if reason is None:

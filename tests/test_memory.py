@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from factory.export.memory import peak_ram_bytes, weight_bytes
+from factory.graphs.memory import peak_ram_bytes, weight_bytes
 
 
 def _model(nodes, inputs, outputs, initializers=()):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from factory.budget.latency_model import LatencyModel, LatencyPredictor, cross_validated, read_profile
 from factory.elastic import build_supernets
 from factory.errors import FactoryError
-from factory.profile.kit import make_kit, space_fingerprint
-from factory.profile.predictor import LatencyModel, LatencyPredictor, cross_validated, read_profile
+from factory.profile.kit import make_kit
 from factory.space.config import SubnetConfig, smallest_config
 from factory.testing import tiny_recipe
 from factory.training.checkpoint import save_checkpoint
@@ -90,13 +90,13 @@ def test_profiles_of_other_spaces_and_corrupt_profiles_are_refused(run, tmp_path
     path.write_text(json.dumps({"format": "factory-profile/1", "space_fingerprint": "0" * 16, "networks": [network]}))
     with pytest.raises(FactoryError, match="another space") as info:
         read_profile(path, spec)
-    assert space_fingerprint(spec) in str(info.value)
+    assert spec.fingerprint() in str(info.value)
     path.write_text("{not json")
     with pytest.raises(FactoryError, match="not readable"):
         read_profile(path, spec)
     with pytest.raises(FactoryError, match="not found"):
         read_profile(tmp_path / "missing.json", spec)
-    assert space_fingerprint(spec) != space_fingerprint(tiny_spec("ee-base"))
+    assert spec.fingerprint() != tiny_spec("ee-base").fingerprint()
 
 
 def test_predictor_recovers_a_linear_cost_and_reports_heldout_error():
@@ -191,7 +191,7 @@ def _external_data(kit: Path) -> None:
     ids=["old-kit", "no-fingerprint", "no-resolution", "dotdot", "absolute", "external-data"],
 )
 def test_a_malformed_kit_is_refused_before_any_network_is_timed(small_kit, tmp_path, monkeypatch, tamper, message):
-    import factory.profile.target as target
+    import factory.device_side as target
 
     kit = tmp_path / "kit"
     shutil.copytree(small_kit, kit)

@@ -177,8 +177,7 @@ def test_flash_and_ram_budgets_bind_candidates(trained, splits, tmp_path) -> Non
 
 
 def test_a_latency_budget_binds_through_the_profile_predictor(trained, splits, tmp_path) -> None:
-    from factory.profile.kit import space_fingerprint
-    from factory.profile.predictor import feature_matrix
+    from factory.budget.latency_model import feature_matrix
 
     run = fresh_run(trained, tmp_path)
     spec = json_spec(run)
@@ -189,7 +188,7 @@ def test_a_latency_budget_binds_through_the_profile_predictor(trained, splits, t
     networks = [{"config": c.to_dict(), "latency_ms": float(t)} for c, t in zip(configs, latency, strict=True)]
     profile = tmp_path / "device.json"
     profile.write_text(
-        json.dumps({"format": "factory-profile/1", "space_fingerprint": space_fingerprint(spec), "networks": networks})
+        json.dumps({"format": "factory-profile/1", "space_fingerprint": spec.fingerprint(), "networks": networks})
     )
     limit = float(np.median(latency))
     search(run, splits, budget_latency=f"{limit}ms", latency_profile=profile)

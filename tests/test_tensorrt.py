@@ -15,9 +15,7 @@ import onnx
 import pytest
 import torch
 
-from factory.bench.tensorrt_runner import TensorRTRunner, engine_record
 from factory.export import engine_check
-from factory.export import tensorrt as trt_export
 from factory.export.engine_check import (
     MIN_TOP1_AGREEMENT,
     RTOL,
@@ -28,8 +26,10 @@ from factory.export.engine_check import (
     settle,
     tolerance,
 )
-from factory.export.onnx import FP16_MAX, export_onnx, fp16_graph, read_metadata
-from factory.export.pick import deployment_graphs, export_pick
+from factory.export.pick import export_pick
+from factory.graphs import tensorrt as trt_export
+from factory.graphs.onnx import FP16_MAX, deployment_graphs, export_onnx, fp16_graph, read_metadata
+from factory.graphs.tensorrt_runner import TensorRTRunner, engine_record
 from factory.nn import StaticNetwork
 from factory.recipe import ExportSection, TensorRTSection
 from factory.space import KINDS, SpaceSpec

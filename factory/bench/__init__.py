@@ -21,7 +21,7 @@ BENCH_FORMAT = "factory-bench/1"
 RUNNERS = {
     "onnxruntime": ("factory.bench.onnxruntime_runner", "OnnxRuntimeRunner"),
     "torch": ("factory.bench.torch_runner", "TorchRunner"),
-    "tensorrt": ("factory.bench.tensorrt_runner", "TensorRTRunner"),
+    "tensorrt": ("factory.graphs.tensorrt_runner", "TensorRTRunner"),
 }
 
 
@@ -64,8 +64,3 @@ def bench_model(
         "machine": machine(),
         "measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def result_at(record: dict[str, Any], batch: int) -> dict[str, Any] | None:
-    """The result entry of `batch` in a bench record, if measured."""
-    return next((r for r in record.get("results", []) if r["batch"] == batch), None)

@@ -39,7 +39,8 @@ def models_of(folder: Path) -> list[tuple[Path, str]]:
 
 def bench_run(run_dir: str | Path, force: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
     """Benchmark every exported model of the run; returns {relative model path: bench record}."""
-    from factory.bench import bench_model, result_at
+    from factory.bench import bench_model
+    from factory.runfolder import result_at
 
     run = Path(run_dir)
     settings = run_recipe(run).bench
@@ -60,7 +61,7 @@ def bench_run(run_dir: str | Path, force: bool = False, progress: bool = True) -
                     records[str(model.relative_to(run))] = previous
                     continue
             if runtime == "tensorrt":
-                from factory.export.tensorrt import unavailable_reason
+                from factory.graphs.tensorrt import unavailable_reason
 
                 engine_reason = engine_reason or unavailable_reason()
                 if engine_reason:

@@ -18,8 +18,7 @@ class TorchRunner:
     def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu") -> None:
         import torch
 
-        from factory.export.onnx import read_metadata
-        from factory.export.pick import deployment_graphs
+        from factory.graphs.onnx import deployment_graphs, read_metadata
         from factory.nn.pick_file import load_pick_model
 
         path = Path(path)

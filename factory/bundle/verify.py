@@ -1,7 +1,7 @@
 """The device side of the hand-off: check a bundle's files, rerun its samples, time its graphs.
 
 Imports only the standard library, numpy, onnxruntime and `factory.errors`, `factory.io` and
-`factory.profile.target` (themselves standard library, numpy and onnxruntime), so `factory verify` runs
+`factory.device_side` (themselves standard library, numpy and onnxruntime), so `factory verify` runs
 where only onnxruntime, numpy and click are installed beside the project wheel (installed without its
 dependencies).
 
@@ -20,9 +20,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from factory.errors import FactoryError
-from factory.io import file_sha256, write_json_atomic
-from factory.profile.target import (
+from factory.device_side import (
+    REPORT_FORMAT,
     SHA256,
     check_onnx,
     inside,
@@ -32,9 +31,10 @@ from factory.profile.target import (
     relative_name,
     time_network,
 )
+from factory.errors import FactoryError
+from factory.io import file_sha256, write_json_atomic
 
 BUNDLE_FORMAT = "factory-bundle/1"
-REPORT_FORMAT = "factory-device-report/1"
 REPORT_NAME = "device-report.json"  # written into the bundle by default, so not expected in SHA256SUMS
 PRECISIONS = ("fp32", "int8")
 FP32_TOLERANCE = 1e-3  # max |logit difference| / (1 + |expected logit|) an FP32 graph may show on another CPU

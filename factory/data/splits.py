@@ -52,6 +52,10 @@ class Split:
         index = index.to(self.images.device)
         return Split(self.images[index], self.labels[index])
 
+    def joined(self, other: Split) -> Split:
+        """This split's images followed by `other`'s (train + validation for a final fit)."""
+        return Split(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]))
+
     def to(self, device: torch.device | str) -> Split:
         """This split on `device` (e.g. the whole training set on the GPU once, so batches skip the copy)."""
         return Split(self.images.to(device), self.labels.to(device))

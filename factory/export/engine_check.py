@@ -156,7 +156,7 @@ def onnx_logits(onnx_path: str | Path, images: np.ndarray, batch_size: int = 256
 
 def check_engine(engine_path: str | Path, onnx_path: str | Path, images: np.ndarray) -> EngineCheck:
     """Run `images` through the engine (GPU) and through onnxruntime on its ONNX graph, and compare."""
-    from factory.bench.tensorrt_runner import TensorRTRunner
+    from factory.graphs.tensorrt_runner import TensorRTRunner
 
     runner = TensorRTRunner(engine_path)
     problems = interface_problems(runner.io_types())

@@ -16,46 +16,19 @@ from typing import Any
 import torch
 
 from factory.export import engine_check
-from factory.export import tensorrt as trt_export
-from factory.export.onnx import (
-    EnsembleNetwork,
+from factory.graphs import tensorrt as trt_export
+from factory.graphs.onnx import (
     check_parity,
-    exit_network,
+    deployment_graphs,
     export_onnx,
     fp16_graph,
+    graph_metadata,
     simplify_onnx,
 )
 from factory.nn import StaticNetwork
 from factory.recipe import ExportSection
-from factory.training.aep import aep_weights
 
 EXPORT_FORMAT = "factory-export/1"
-
-
-def deployment_graphs(network: StaticNetwork) -> dict[str, torch.nn.Module]:
-    """Name -> module to export: `exit<k>` for every exit of `network`, plus `ensemble` for several exits."""
-    graphs: dict[str, torch.nn.Module] = {f"exit{k}": exit_network(network, k) for k in network.exits}
-    if len(network.exits) > 1:
-        graphs["ensemble"] = EnsembleNetwork(network, aep_weights("unif", len(network.exits))[1]).eval()
-    return graphs
-
-
-def graph_metadata(
-    network: StaticNetwork, name: str, mean: tuple[float, ...], std: tuple[float, ...], classes: list[str]
-) -> dict[str, Any]:
-    """What a device needs to feed the graph: exit, resolution, normalisation, class names."""
-    config = network.config
-    return {
-        "factory_graph": name,
-        "exits": list(network.exits) if name == "ensemble" else [int(name.removeprefix("exit"))],
-        "resolution": config.resolution,
-        "input": f"image: N x 3 x {config.resolution} x {config.resolution} float32, RGB / 255, minus mean, over std",
-        "mean": list(mean),
-        "std": list(std),
-        "classes": classes,
-        "kind": network.spec.kind,
-        "config": config.to_dict(),
-    }
 
 
 def export_pick(

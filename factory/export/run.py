@@ -1,7 +1,7 @@
 """`factory export`: export every post-processed pick of a run to ONNX (and TensorRT on a GPU).
 
 A pick whose export.json lists files that all exist is done and skipped, so an interrupted export resumes
-with the next pick. Then each pick's graphs are quantized to INT8 (`factory.export.int8`, int8.json) unless
+with the next pick. Then each pick's graphs are quantized to INT8 (`factory.graphs.int8`, int8.json) unless
 `export.int8.enabled` is false or `int8=False`; a pick whose int8.json matches its FP32 graphs and settings
 is skipped. The parity figures are also written into the pick's metrics.json under "export".
 """
@@ -39,7 +39,7 @@ def export_run(run_dir: str | Path, progress: bool = True, int8: bool = True) ->
     off); returns the export records in pick order."""
     from factory.data import load_dataset
     from factory.export.pick import export_pick
-    from factory.export.tensorrt import describe
+    from factory.graphs.tensorrt import describe
     from factory.nn.pick_file import load_pick_model
     from factory.runinfo import run_recipe
 
@@ -102,7 +102,7 @@ def _int8(
     folder: Path, record: dict[str, Any], recipe: Recipe, splits: Any, progress: bool, network: Any = None
 ) -> None:
     """Quantize one exported pick unless its int8.json is current; writes int8.json."""
-    from factory.export.int8 import int8_done, quantize_pick
+    from factory.graphs.int8 import int8_done, quantize_pick
     from factory.nn.pick_file import load_pick_model
 
     if int8_done(folder, record, recipe.export.int8):

@@ -90,7 +90,7 @@ def picking_budget(
     if budget.latency is not None:
         if not profile:
             raise FactoryError("a latency budget needs the search's --latency-profile; rerun the search with it")
-        from factory.profile.predictor import LatencyModel
+        from factory.budget.latency_model import LatencyModel
 
         budget = budget.with_model(LatencyModel(spec, profile, delivered_precision(recipe)))
     budget = budget.with_int8(int8_layout(recipe))  # flash and RAM in the precision the picks are delivered in

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from factory.budget.feasibility import BUDGETED, Budget, figures, int8_layout
+from factory.device_side import KIT_FORMAT
 from factory.errors import FactoryError
-from factory.profile.target import KIT_FORMAT
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.encoding import get_encoding
 from factory.space.footprint_int8 import Int8Layout
@@ -28,11 +28,6 @@ from factory.space.sampling import sample_configs
 
 NEAR_SHARE = 0.5  # of the kit's networks drawn near the budget
 NEAR_FROM = 0.5  # "near": the largest figure at least this share of its limit
-
-
-def space_fingerprint(spec: SpaceSpec) -> str:
-    """16 hex digits naming a space (kind, channel plan, choices, classes)."""
-    return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _load(budget: Budget, spec: SpaceSpec, config: SubnetConfig) -> float:
@@ -75,8 +70,8 @@ def write_kit(
     write OUT/manifest.json; replaces an existing kit."""
     import torch
 
-    from factory.export.int8 import QuantSettings, quantize_graph
-    from factory.export.onnx import export_onnx
+    from factory.graphs.int8 import QuantSettings, quantize_graph
+    from factory.graphs.onnx import export_onnx
     from factory.io import file_sha256, write_json_atomic
     from factory.nn import StaticNetwork
 
@@ -107,7 +102,7 @@ def write_kit(
                 **{k: v for k, v in values.to_record().items() if k != "latency_ms"},
             }
         )
-    fingerprint = space_fingerprint(spec)
+    fingerprint = spec.fingerprint()
     kit_id = hashlib.sha256(json.dumps([n["config"] for n in networks], sort_keys=True).encode()).hexdigest()[:16]
     manifest = {
         "format": KIT_FORMAT,

@@ -12,17 +12,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from factory.bundle.merge import plot_device
 from factory.io import write_text_atomic
+from factory.report.devices import plot_device
 from factory.report.plot import plot_pareto
 from factory.report.tables import DEVICE_HEADER, GRAPH_HEADER, PICK_HEADER, device_rows, graph_rows, pick_rows
 
 
 def read_archive(run: Path) -> list[dict[str, Any]]:
     """Every evaluated sub-network of the search (the latest evaluation of each config)."""
-    from factory.search.state import SearchFiles
+    from factory.runfolder import SEARCH_LOG, read_search_log
 
-    latest = {json.dumps(r["config"], sort_keys=True): r for r in SearchFiles(run / "search").read_log()}
+    latest = {json.dumps(r["config"], sort_keys=True): r for r in read_search_log(run / "search" / SEARCH_LOG)}
     return list(latest.values())
 
 

@@ -40,7 +40,7 @@ def bench_of(folder: Path, model: str) -> dict[str, Any] | None:
 def tensorrt_fields(engine: dict[str, Any]) -> dict[str, Any]:
     """The deployed graph's TensorRT record as summary fields: status, build precision and the accuracy check's
     figures (null where no engine was built or checked)."""
-    from factory.export.tensorrt import build_precision
+    from factory.graphs.tensorrt import build_precision
 
     check = engine.get("check") or {}
     built = engine.get("status") in ("built", "failed") and "environment" in engine
@@ -55,7 +55,7 @@ def tensorrt_fields(engine: dict[str, Any]) -> dict[str, Any]:
 
 def int8_fields(run: Path, folder: Path, deployed: str) -> dict[str, Any]:
     """The pick's INT8 block: its INT8 files, and the deployed graph's figures from int8.json (null if none)."""
-    from factory.bench import result_at
+    from factory.runfolder import result_at
 
     path = folder / "int8.json"
     empty = {"onnx": [], "method": None, "top1": None, "drop": None, "agreement": None, "bytes": None}
@@ -81,9 +81,9 @@ def int8_fields(run: Path, folder: Path, deployed: str) -> dict[str, Any]:
 
 
 def device_fit(run: Path, folder: Path, graph: dict[str, Any], fp32: bool = False) -> dict[str, Any]:
-    """What the delivered graph asks of a device, measured from the file itself (`factory.export.memory`): the
+    """What the delivered graph asks of a device, measured from the file itself (`factory.graphs.memory`): the
     deployed graph in INT8 where it passed the INT8 guard (unless `fp32`), else in FP32."""
-    from factory.export.memory import peak_ram_bytes, weight_bytes
+    from factory.graphs.memory import peak_ram_bytes, weight_bytes
 
     path, precision = folder / graph["onnx"], "fp32"
     if (folder / "int8.json").is_file() and not fp32:
@@ -110,7 +110,7 @@ def latency_fit(run: Path, pick: dict[str, Any], model: Any, budget: dict[str, A
     FP32 graph meets (a CPU without fast INT8 kernels), and the FP32 graph also fits the flash and RAM limits,
     the FP32 graph is delivered instead, and says so."""
     limit = budget.get("latency")
-    from factory.profile.target import measure_latency
+    from factory.device_side import measure_latency
 
     if model is None:
         return {"latency_measured_ms": None}
@@ -144,8 +144,8 @@ def budget_check(pick: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]
 
 def pick_summary(run: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """One pick's line of the summary: accuracy before/after, fvcore counts, files, parity, latency."""
-    from factory.bench import result_at
-    from factory.export.tensorrt import describe
+    from factory.graphs.tensorrt import describe
+    from factory.runfolder import result_at
 
     folder = run / "picks" / entry["id"]
     metrics = _read(folder / "metrics.json")
@@ -197,7 +197,7 @@ def latency_model(run: Path) -> Any:
     if not profile.is_file():
         return None
     from factory.budget.feasibility import delivered_precision
-    from factory.profile.predictor import LatencyModel
+    from factory.budget.latency_model import LatencyModel
     from factory.runinfo import run_recipe
     from factory.training.checkpoint import load_checkpoint
 
@@ -207,7 +207,7 @@ def latency_model(run: Path) -> Any:
 
 def build_summary(run_dir: str | Path) -> dict[str, Any]:
     """The summary of a run whose picks are exported and benchmarked."""
-    from factory.bundle.merge import device_entries
+    from factory.report.devices import device_entries
     from factory.report.front_shape import describe_front
     from factory.runfolder import run_picks
 

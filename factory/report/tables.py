@@ -48,7 +48,7 @@ def ms(x: float | None) -> str:
 
 def engine_cell(engine: dict[str, Any]) -> str:
     """A graph's TensorRT engine in a few words: its build precision and accuracy-check figures, or why none."""
-    from factory.export.tensorrt import build_precision
+    from factory.graphs.tensorrt import build_precision
 
     status = engine.get("status", "skipped")
     check = engine.get("check")

@@ -36,12 +36,12 @@ from tqdm.auto import tqdm
 from factory.budget import latency_profile_digest, parse_latency
 from factory.budget.feasibility import Budget, check_feasible, delivered_precision, int8_layout, smallest_configs
 from factory.budget.figures import Figures
+from factory.budget.latency_model import LatencyModel
 from factory.data import DatasetSplits, load_dataset
 from factory.elastic import OFASupernet
 from factory.errors import FactoryError
 from factory.front.subset import select_subset
 from factory.io import write_json_atomic
-from factory.profile.predictor import LatencyModel
 from factory.recipe import Recipe, load_recipe, recipe_from_dict
 from factory.search.archive import Archive, Member, objective_matrix, rank_and_crowding
 from factory.search.callbacks import IterationCallback, ProgressBar

@@ -24,11 +24,12 @@ from factory.elastic import OFASupernet
 from factory.errors import FactoryError
 from factory.io import write_json_atomic, write_text_atomic
 from factory.recipe import Recipe
+from factory.runfolder import SEARCH_LOG, read_search_log
 from factory.space.config import SpaceSpec
 from factory.training.checkpoint import load_checkpoint, save_checkpoint
 
 FORMAT = "factory-search/1"
-LOG, STATE, HISTORY, RESULT = "archive.jsonl", "state.json", "history.json", "result.json"
+LOG, STATE, HISTORY, RESULT = SEARCH_LOG, "state.json", "history.json", "result.json"
 WEIGHTS, PREVIOUS_WEIGHTS = "supernet.pt", "supernet.prev.pt"
 STATE_KEYS = ("format", "settings", "iteration", "version", "archive", "log_lines", "history", "reference")
 
@@ -60,18 +61,7 @@ class SearchFiles:
 
     def read_log(self) -> list[dict[str, Any]]:
         """Every complete, parseable line of the log (a torn or garbled line ends it)."""
-        if not self.log.exists():
-            return []
-        records = []
-        for line in self.log.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if not isinstance(record, dict):
-                break
-            records.append(record)
-        return records
+        return read_search_log(self.log)
 
     def cut_log(self, records: list[dict[str, Any]]) -> None:
         """Rewrite the log with exactly `records` (atomically)."""

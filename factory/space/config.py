@@ -6,6 +6,7 @@ Every stage of the factory (encodings, super-network, predictors, export metadat
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Annotated, Any
@@ -158,6 +159,11 @@ class SpaceSpec(SpaceSection):
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, numbers, strings) for files that are read back without unpickling objects."""
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+    def fingerprint(self) -> str:
+        """16 hex digits naming the space (kind, channel plan, choices, classes), so a latency profile of
+        another space is refused."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpaceSpec:

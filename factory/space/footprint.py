@@ -3,7 +3,7 @@
 The search needs these figures thousands of times, so like `counting` it walks the sub-network's plan
 (`factory.space.plan`, the structure the static network is built from) instead of exporting. It replays the
 exported ONNX graph's nodes in the order the exporter writes them (the order of each module's forward), with
-each tensor's element count at batch 1, and applies `factory.export.memory`'s model:
+each tensor's element count at batch 1, and applies `factory.graphs.memory`'s model:
 - flash: the graph's initializers. The exporter folds every BatchNorm that follows a conv into that conv's
   weight and a bias, so a conv+BN costs its weights plus one bias per channel; a BatchNorm with no conv
   of its own (a parallel level's transformation branch on unchanged channels) stays a BatchNormalization
@@ -217,7 +217,7 @@ def flash_bytes(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | 
 
 
 def ram_bytes(spec: SpaceSpec, config: SubnetConfig, exits: tuple[int, ...] | None = None) -> int:
-    """Peak activation bytes of one image through that exported FP32 graph (factory.export.memory's model)."""
+    """Peak activation bytes of one image through that exported FP32 graph (factory.graphs.memory's model)."""
     return _peak(_graph(spec, config, exits)) * FLOAT_BYTES
 
 

@@ -1,5 +1,5 @@
-"""Flash and RAM of a sub-network's deployed INT8 graph, from its config, exactly as `factory.export.memory` measures
-the QDQ file that `factory.export.int8` writes.
+"""Flash and RAM of a sub-network's deployed INT8 graph, from its config, exactly as `factory.graphs.memory` measures
+the QDQ file that `factory.graphs.int8` writes.
 
 The search needs the figures of the precision the build delivers: an INT8 pick stores about a third of the
 FP32 weights, so FP32 figures would leave two thirds of a flash budget unused. onnxruntime's static QDQ
@@ -14,7 +14,7 @@ quantizer turns the FP32 graph (`factory.space.footprint`) into one that is regu
   bias int32 with one scale and zero point each (onnxruntime's per-channel axis does not fit rank 1);
 - an AEP ensemble's weights (Constant nodes in FP32) become uint8 initializers with a scale and a zero point,
   one per distinct value.
-The QDQ file's nodes are written in the FP32 graph's order (`factory.export.graph_order`), so the peak is taken over
+The QDQ file's nodes are written in the FP32 graph's order (`factory.graphs.graph_order`), so the peak is taken over
 the same schedule; the float input image lives until its QuantizeLinear has run. `benchmarks.memory --int8`
 checks both figures against quantized exports of random sub-networks of every kind.
 """

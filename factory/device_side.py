@@ -23,6 +23,7 @@ from factory.io import read_json_input, write_json_atomic
 
 KIT_FORMAT = "factory-profile-kit/1"
 PROFILE_FORMAT = "factory-profile/1"
+REPORT_FORMAT = "factory-device-report/1"  # what `factory verify` writes
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -4,7 +4,7 @@ The engine is built with TensorRT's Python API (builder -> network -> ONNX parse
 workspace limit, one optimisation profile over the batch axis, and a timing cache shared by every build of
 the run). FP16: TensorRT 10 sets the FP16 builder flag when the GPU has fast FP16; TensorRT 11 removed the
 precision flags, so there the network is strongly typed and FP16 comes from the FP16 ONNX graph
-(`factory.export.onnx.fp16_graph`). Either way the engine's interface is the ONNX file's: float32 `image` in,
+(`factory.graphs.onnx.fp16_graph`). Either way the engine's interface is the ONNX file's: float32 `image` in,
 float32 `logits` out (FP16 only inside). An engine only runs on the TensorRT / CUDA version and GPU it was built
 for, so those are written beside it (`<engine>.json`, with the accuracy check of `factory.export.engine_check`).
 Without TensorRT or CUDA nothing is written and the caller records why.

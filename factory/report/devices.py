@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from factory.bundle.verify import REPORT_FORMAT
+from factory.device_side import REPORT_FORMAT
 from factory.errors import FactoryError
 
 

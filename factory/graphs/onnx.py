@@ -26,6 +26,7 @@ from factory.errors import FactoryError
 from factory.io import write_bytes_atomic
 from factory.nn import StaticNetwork
 from factory.runtime import make_session
+from factory.training.aep import aep_weights
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -258,3 +259,29 @@ def check_parity(
             "report it with this file"
         )
     return parity
+
+
+def deployment_graphs(network: StaticNetwork) -> dict[str, torch.nn.Module]:
+    """Name -> module to export: `exit<k>` for every exit of `network`, plus `ensemble` for several exits."""
+    graphs: dict[str, torch.nn.Module] = {f"exit{k}": exit_network(network, k) for k in network.exits}
+    if len(network.exits) > 1:
+        graphs["ensemble"] = EnsembleNetwork(network, aep_weights("unif", len(network.exits))[1]).eval()
+    return graphs
+
+
+def graph_metadata(
+    network: StaticNetwork, name: str, mean: tuple[float, ...], std: tuple[float, ...], classes: list[str]
+) -> dict[str, Any]:
+    """What a device needs to feed the graph: exit, resolution, normalisation, class names."""
+    config = network.config
+    return {
+        "factory_graph": name,
+        "exits": list(network.exits) if name == "ensemble" else [int(name.removeprefix("exit"))],
+        "resolution": config.resolution,
+        "input": f"image: N x 3 x {config.resolution} x {config.resolution} float32, RGB / 255, minus mean, over std",
+        "mean": list(mean),
+        "std": list(std),
+        "classes": classes,
+        "kind": network.spec.kind,
+        "config": config.to_dict(),
+    }

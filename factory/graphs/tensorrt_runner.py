@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from factory.export.tensorrt import build_precision
+from factory.graphs.tensorrt import build_precision
 
 
 def engine_record(path: str | Path) -> dict[str, Any] | None:

@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from factory.device_side import PROFILE_FORMAT
 from factory.errors import FactoryError
 from factory.io import read_json_input
-from factory.profile.kit import space_fingerprint
-from factory.profile.target import PROFILE_FORMAT
 from factory.space.config import SpaceSpec, SubnetConfig
 from factory.space.footprint import graph_features
 
@@ -94,10 +93,10 @@ def read_profile(path: str | Path, spec: SpaceSpec) -> dict[str, Any]:
                 raise ValueError
     except (KeyError, TypeError, ValueError):
         raise FactoryError(f"--latency-profile {path} is corrupt (a network without a config or latency)") from None
-    if profile.get("space_fingerprint") != space_fingerprint(spec):
+    if profile.get("space_fingerprint") != spec.fingerprint():
         raise FactoryError(
             f"--latency-profile {path} profiles another space (fingerprint {profile.get('space_fingerprint')}, "
-            f"this run's {space_fingerprint(spec)}); make a kit of this run with `factory profile-kit --run RUN`"
+            f"this run's {spec.fingerprint()}); make a kit of this run with `factory profile-kit --run RUN`"
         )
     return profile
 

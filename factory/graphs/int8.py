@@ -31,7 +31,7 @@ from torch import nn
 
 from factory.data.augment import device_images
 from factory.errors import FactoryError
-from factory.export.memory import weight_bytes
+from factory.graphs.memory import weight_bytes
 
 INT8_FORMAT = "factory-int8/1"
 METHODS = ("minmax", "entropy", "percentile")
@@ -92,7 +92,7 @@ def quantize_graph(source: str | Path, target: str | Path, images: np.ndarray, s
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from factory.export.graph_order import order_like
+    from factory.graphs.graph_order import order_like
     from factory.io import write_bytes_atomic
 
     if settings.method not in METHODS:
@@ -214,8 +214,8 @@ def qat_network(network: nn.Module, recipe: Any, splits: Any, epochs: int, seed:
     """
     from torch.nn.utils import parametrize
 
-    from factory.finetune.tune import _fit, merge
     from factory.training.aep import aep_weights
+    from factory.training.aep_fit import fit
 
     model = copy.deepcopy(network).cpu().float()
     exits = tuple(getattr(model, "exits", (1,)))
@@ -229,8 +229,8 @@ def qat_network(network: nn.Module, recipe: Any, splits: Any, epochs: int, seed:
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             parametrize.register_parametrization(module, "weight", _WeightFakeQuant())
             handles.append(module.register_forward_pre_hook(_ActivationFakeQuant()))
-    train = merge(splits.train, splits.val) if len(splits.val) else splits.train
-    _fit(model, train, recipe, model.config.resolution, alpha, epochs, seed, torch.device("cpu"))
+    train = splits.train.joined(splits.val) if len(splits.val) else splits.train
+    fit(model, train, recipe, model.config.resolution, alpha, epochs, seed, torch.device("cpu"))
     for handle in handles:
         handle.remove()
     for module in model.modules():
@@ -322,7 +322,7 @@ def quantize_pick(
     """
     import os
 
-    from factory.export.tensorrt import unavailable_reason
+    from factory.graphs.tensorrt import unavailable_reason
     from factory.io import file_sha256
 
     folder = Path(folder)
@@ -380,8 +380,7 @@ def quantize_pick(
 def qat_graphs(network: Any, recipe: Any, splits: Any, out: Path) -> dict[str, Path]:
     """The pick fine-tuned with fake quantization (`qat_network`), exported as FP32 graphs into `out`, one per
     deployment graph: the sources PTQ then quantizes when PTQ alone missed the guard."""
-    from factory.export.onnx import export_onnx
-    from factory.export.pick import deployment_graphs, graph_metadata
+    from factory.graphs.onnx import deployment_graphs, export_onnx, graph_metadata
 
     config, mean, std = recipe.export.int8, recipe.data.mean, recipe.data.std
     trained = qat_network(network, recipe, splits, config.qat_epochs, recipe.train.seed)

@@ -1,7 +1,7 @@
 """Write a quantized graph's nodes in the order of the FP32 graph it came from.
 
 A graph's node order is the schedule a simple runtime follows, so it decides the peak RAM
-(`factory.export.memory`). onnxruntime's quantizer re-sorts the nodes on its way (its optimizer saves them in its own
+(`factory.graphs.memory`). onnxruntime's quantizer re-sorts the nodes on its way (its optimizer saves them in its own
 topological order), which would make the INT8 file's schedule differ from the FP32 file's, and from the
 forward order the search's analytic figures replay. This puts every compute node back at its FP32 position
 (by the name of the tensor it makes; a node the quantizer made, such as HardSwish's HardSigmoid, just before
